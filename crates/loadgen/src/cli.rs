@@ -1,0 +1,115 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Load generator for boxoffice and for the ceilings of the machine it runs on.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version, about)]
+pub struct Cli {
+    /// Scenario to run.
+    #[arg(value_enum)]
+    pub scenario: ScenarioName,
+
+    /// Base URL of a boxoffice instance; give several to spread virtual users round-robin.
+    #[arg(long = "target", value_name = "URL", num_args = 1..)]
+    pub targets: Vec<String>,
+
+    /// Virtual users: concurrent request loops (closed model) or the cap on requests in flight (open model).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub users: u32,
+
+    /// Seconds measured in each phase, after the warm-up.
+    #[arg(long, value_name = "S", default_value = "10", value_parser = positive_seconds)]
+    pub duration: Duration,
+
+    /// Seconds run before measuring in each phase; excluded from results.
+    #[arg(long, value_name = "S", default_value = "2", value_parser = seconds)]
+    pub warmup: Duration,
+
+    /// Open model: start R requests per second at fixed intervals whatever the latency; without it, closed model.
+    #[arg(long, value_name = "R", value_parser = positive_rate)]
+    pub rate: Option<f64>,
+
+    /// Seconds after which a request with no answer counts as a transport error.
+    #[arg(long, value_name = "S", default_value = "10", value_parser = positive_seconds)]
+    pub timeout: Duration,
+
+    /// JSON-lines file of seeded users and their tokens (from `boxoffice bench seed`).
+    #[arg(long, value_name = "FILE")]
+    pub tokens: Option<PathBuf>,
+
+    /// Auth phases to run one after another, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "me")]
+    pub mix: Vec<AuthMix>,
+
+    /// Redis for the calibrate scenario.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// MariaDB server for the calibrate scenario (a scratch database is created and dropped).
+    #[arg(long, default_value = "mysql://root@127.0.0.1:3306")]
+    pub mysql_url: String,
+
+    /// Directory the JSON and Markdown reports are written to.
+    #[arg(long, value_name = "DIR", default_value = "bench/results")]
+    pub out: PathBuf,
+}
+
+/// The scenarios loadgen knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScenarioName {
+    /// Ceilings of this machine: Redis, MariaDB hot row, bare axum.
+    Calibrate,
+    /// Authentication endpoints of a running boxoffice.
+    Auth,
+}
+
+impl ScenarioName {
+    /// Name used in reports and file names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Calibrate => "calibrate",
+            Self::Auth => "auth",
+        }
+    }
+}
+
+/// One phase of the auth scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMix {
+    /// `GET /auth/me` with a bearer access token.
+    Me,
+    /// `POST /auth/refresh`, keeping each rotated refresh token.
+    Refresh,
+    /// `POST /auth/login` with email and password.
+    Login,
+}
+
+fn seconds(text: &str) -> Result<Duration, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|e| format!("{text:?} is not a number of seconds: {e}"))?;
+    Duration::try_from_secs_f64(value)
+        .map_err(|e| format!("{text:?} is not a usable number of seconds: {e}"))
+}
+
+fn positive_seconds(text: &str) -> Result<Duration, String> {
+    let duration = seconds(text)?;
+    if duration.is_zero() {
+        return Err("must be more than zero seconds".to_owned());
+    }
+    Ok(duration)
+}
+
+fn positive_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .parse()
+        .map_err(|e| format!("{text:?} is not a rate: {e}"))?;
+    if !rate.is_finite() || rate <= 0.0 {
+        return Err("must be a positive number of requests per second".to_owned());
+    }
+    Ok(rate)
+}

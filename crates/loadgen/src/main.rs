@@ -1,0 +1,45 @@
+#![forbid(unsafe_code)]
+//! Load generator for boxoffice, plus calibration of the machine it runs on.
+
+mod auth;
+mod calibrate;
+mod cli;
+mod cmdline;
+mod error_text;
+mod http;
+mod machine;
+mod markdown;
+mod recorder;
+mod report;
+mod runner;
+mod scenario;
+mod schedule;
+
+use anyhow::Result;
+use clap::Parser;
+use time::OffsetDateTime;
+
+use crate::cli::{Cli, ScenarioName};
+use crate::report::{Report, RunOutput};
+use crate::runner::RunConfig;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let started = OffsetDateTime::now_utc();
+    let command_line =
+        cmdline::render(std::env::args_os().map(|a| a.to_string_lossy().into_owned()));
+    let config = RunConfig::from_cli(&cli);
+
+    let output: RunOutput = match cli.scenario {
+        ScenarioName::Calibrate => calibrate::run(&cli, &config).await?,
+        ScenarioName::Auth => auth::run(&cli, &config).await?,
+    };
+
+    let report = Report::new(&cli, command_line, started, machine::detect(), output)?;
+    let markdown = markdown::render(&report);
+    let (json_path, md_path) = report::write(&report, &markdown, &cli.out, started)?;
+    print!("{markdown}");
+    eprintln!("wrote {} and {}", json_path.display(), md_path.display());
+    Ok(())
+}

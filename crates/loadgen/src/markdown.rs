@@ -1,0 +1,224 @@
+//! Renders a report as Markdown that can be pasted into BENCHMARKS.md.
+
+use std::fmt::Write as _;
+
+use crate::report::{OpReport, PhaseReport, Report};
+
+/// The whole report: a short header, one table row per operation, then notes.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail, so the fmt::Results below are ignored on purpose.
+    let _ = writeln!(
+        out,
+        "### loadgen {} — {}\n",
+        report.scenario, report.started_at
+    );
+    let _ = writeln!(out, "- Command: {}", code(&report.command_line));
+    let machine = &report.machine;
+    let _ = writeln!(
+        out,
+        "- Machine: {} · {} cores · {} RAM · kernel {}",
+        machine.cpu_model,
+        machine.cores,
+        machine.memory_display(),
+        machine.kernel
+    );
+    let load = match report.rate_per_s {
+        Some(rate) => format!(
+            "open model, {rate} req/s, at most {} in flight",
+            report.users
+        ),
+        None => format!("closed model, {} users", report.users),
+    };
+    let _ = writeln!(
+        out,
+        "- Load: {load} · warm-up {} s · measured {} s per phase · {} build",
+        report.warmup_s, report.duration_s, report.build
+    );
+    if !report.targets.is_empty() {
+        let targets: Vec<String> = report.targets.iter().map(|t| code(t)).collect();
+        let _ = writeln!(out, "- Targets: {}", targets.join(", "));
+    }
+
+    out.push_str(
+        "\n| phase | operation | count | ok ops/s | errors | p50 ms | p90 ms | p99 ms | max ms |\n",
+    );
+    out.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|\n");
+    for phase in &report.phases {
+        push_phase_rows(&mut out, phase);
+    }
+
+    let notes = notes(report);
+    if !notes.is_empty() {
+        out.push_str("\nNotes:\n");
+        for note in notes {
+            let _ = writeln!(out, "- {note}");
+        }
+    }
+    out
+}
+
+fn push_phase_rows(out: &mut String, phase: &PhaseReport) {
+    if let Some(reason) = &phase.unavailable {
+        let _ = writeln!(
+            out,
+            "| {} | unavailable: {} | – | – | – | – | – | – | – |",
+            cell(&phase.name),
+            cell(reason)
+        );
+        return;
+    }
+    if phase.operations.is_empty() {
+        let _ = writeln!(
+            out,
+            "| {} | no requests completed | 0 | 0 | 0 | – | – | – | – |",
+            cell(&phase.name)
+        );
+    }
+    for op in &phase.operations {
+        let latency = match op.latency_ms {
+            Some(l) => [l.p50, l.p90, l.p99, l.max].map(|ms| format!("{ms:.3}")),
+            None => ["–"; 4].map(str::to_owned),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.1} | {} | {} |",
+            cell(&phase.name),
+            cell(&op.name),
+            op.count,
+            op.throughput_ops_s,
+            op.errors,
+            latency.join(" | ")
+        );
+    }
+}
+
+fn notes(report: &Report) -> Vec<String> {
+    let mut notes = report.notes.clone();
+    for phase in &report.phases {
+        if let (Some(due), Some(missed)) = (phase.scheduled, phase.missed)
+            && missed > 0
+        {
+            notes.push(format!(
+                "{}: {missed} of {due} due requests never started (all users busy): the target rate was not sustained.",
+                phase.name
+            ));
+        }
+        for op in &phase.operations {
+            if let Some(detail) = error_detail(op) {
+                notes.push(format!("{} / {}: {detail}", phase.name, op.name));
+            }
+        }
+    }
+    notes
+}
+
+fn error_detail(op: &OpReport) -> Option<String> {
+    let mut parts: Vec<String> = op
+        .errors_by_status
+        .iter()
+        .map(|(status, n)| format!("{status} ×{n}"))
+        .collect();
+    if op.transport_errors > 0 {
+        let first = op.first_transport_error.as_deref().unwrap_or("?");
+        parts.push(format!(
+            "transport ×{} (first: {first})",
+            op.transport_errors
+        ));
+    }
+    (!parts.is_empty()).then(|| format!("errors: {}", parts.join(", ")))
+}
+
+/// Keeps a value inside its table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', r"\|").replace(['\r', '\n'], " ")
+}
+
+/// An inline code span that survives backticks in the text.
+fn code(text: &str) -> String {
+    if text.contains('`') {
+        format!("`` {text} ``")
+    } else {
+        format!("`{text}`")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::Machine;
+    use crate::report::{Latency, PhaseReport};
+    use std::collections::BTreeMap;
+
+    fn report() -> Report {
+        Report {
+            scenario: "calibrate".into(),
+            command_line: "loadgen calibrate --users 8".into(),
+            started_at: "2026-01-02T03:04:05Z".into(),
+            build: "release",
+            machine: Machine {
+                cpu_model: "Test CPU".into(),
+                cores: 2,
+                memory_total_kib: Some(24 * 1024 * 1024),
+                kernel: "6.1.0".into(),
+            },
+            load_model: "closed",
+            users: 8,
+            rate_per_s: None,
+            warmup_s: 2.0,
+            duration_s: 3.0,
+            timeout_s: 10.0,
+            targets: vec![],
+            phases: vec![
+                PhaseReport {
+                    name: "redis_get".into(),
+                    unavailable: None,
+                    scheduled: None,
+                    missed: None,
+                    operations: vec![OpReport {
+                        name: "GET".into(),
+                        count: 30_002,
+                        ok: 30_000,
+                        throughput_ops_s: 10_000.0,
+                        errors: 2,
+                        errors_by_status: BTreeMap::from([("WRONGTYPE".to_owned(), 2)]),
+                        transport_errors: 0,
+                        first_transport_error: None,
+                        latency_ms: Some(Latency {
+                            p50: 0.5,
+                            p90: 0.9,
+                            p99: 1.25,
+                            max: 7.0,
+                            mean: 0.6,
+                        }),
+                    }],
+                },
+                PhaseReport::unavailable(
+                    "mariadb_hot_row_update",
+                    &anyhow::anyhow!("refused | down"),
+                ),
+            ],
+            notes: vec!["shared cores".into()],
+        }
+    }
+
+    #[test]
+    fn renders_a_pasteable_table() {
+        let md = render(&report());
+        assert!(md.contains(
+            "- Load: closed model, 8 users · warm-up 2 s · measured 3 s per phase · release build\n"
+        ));
+        assert!(md.contains("- Machine: Test CPU · 2 cores · 24.0 GiB RAM · kernel 6.1.0"));
+        assert!(md.contains(
+            "| redis_get | GET | 30002 | 10000.0 | 2 | 0.500 | 0.900 | 1.250 | 7.000 |\n"
+        ));
+        assert!(md.contains("| mariadb_hot_row_update | unavailable: refused \\| down | – |"));
+        assert!(md.contains("- redis_get / GET: errors: WRONGTYPE ×2\n"));
+        assert!(md.contains("- shared cores\n"));
+        // Every table row has the same number of columns as the header.
+        let columns = |line: &str| line.matches('|').count() - line.matches(r"\|").count();
+        let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| ")).collect();
+        assert_eq!(rows.len(), 3);
+        assert!(rows.iter().all(|row| columns(row) == columns(rows[0])));
+    }
+}

@@ -1,0 +1,305 @@
+//! Application state and assembly: `Application::build(config)` → a bound listener and router.
+
+use std::{future::Future, net::SocketAddr, ops::Deref, sync::Arc, time::Duration};
+
+use axum::{Router, extract::DefaultBodyLimit, middleware};
+use ipnet::IpNet;
+use moka::sync::Cache;
+use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, Set};
+use tokio::{net::TcpListener, sync::Notify};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+use crate::{
+    auth::{
+        keys::KeyRing,
+        password::PasswordHasher,
+        sessions::{self, CookieSession, RevokedSessions},
+        tokens::{ACCESS_TTL_SECONDS, Tokens},
+    },
+    config::Config,
+    db::{self, entities::settings},
+    http::middleware as mw,
+    infra::{
+        bus::{self, Bus},
+        clock::{Clock, SystemClock, to_db},
+        mail::worker::{MailWorker, Transport},
+        metrics,
+        redis::RedisHandle,
+        rng::{OsRng, Rng},
+        secrets::{self, Secrets},
+    },
+};
+
+/// Request bodies larger than this are refused with 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Everything a handler can reach. Cloning is cheap (one `Arc`).
+#[derive(Clone)]
+pub struct AppState(Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// The shared application.
+pub struct App {
+    /// Configuration as loaded.
+    pub config: Config,
+    /// Primary database.
+    pub db: DatabaseConnection,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Randomness source.
+    pub rng: Arc<dyn Rng>,
+    /// Keys derived from `SECRET_KEY`.
+    pub secrets: Arc<Secrets>,
+    /// Access tokens.
+    pub tokens: Tokens,
+    /// Session families revoked on any instance.
+    pub revoked: RevokedSessions,
+    /// Browser sessions recently looked up (by cookie hash).
+    pub cookie_sessions: Cache<String, CookieSession>,
+    /// Password hashing.
+    pub passwords: PasswordHasher,
+    /// Pub/sub between instances.
+    pub bus: Bus,
+    /// Redis, when configured.
+    pub redis: Option<RedisHandle>,
+    /// Wakes the mail worker after a commit that queued mail.
+    pub mail_wake: Arc<Notify>,
+    /// Parsed `TRUSTED_PROXIES`.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Demo mode (`serve --demo`).
+    pub demo: bool,
+}
+
+/// What differs between a real start and a test: time, randomness, key prefix.
+pub struct BuildOptions {
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Randomness source.
+    pub rng: Arc<dyn Rng>,
+    /// Prefix of Redis keys and channels.
+    pub key_prefix: String,
+    /// Demo mode.
+    pub demo: bool,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+            rng: Arc::new(OsRng),
+            key_prefix: "bo:".into(),
+            demo: false,
+        }
+    }
+}
+
+/// A built application: state, router and a bound listener.
+pub struct Application {
+    state: AppState,
+    router: Router,
+    listener: TcpListener,
+}
+
+impl Application {
+    /// Connects, migrates, loads keys, starts background workers and binds the listener.
+    pub async fn build(config: Config, options: BuildOptions) -> anyhow::Result<Self> {
+        let state = build_state(config, options).await?;
+        let router = router(state.clone());
+        let listener = TcpListener::bind(state.config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("LISTEN: cannot bind {}: {e}", state.config.listen))?;
+        Ok(Self {
+            state,
+            router,
+            listener,
+        })
+    }
+
+    /// The bound address (port 0 resolved).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        axum::serve(
+            self.listener,
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+}
+
+/// Connects to everything and starts the background tasks.
+pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Result<AppState> {
+    let db = db::connect(&config.database_url, config.database_pool_max).await?;
+    db::migration::run(&db).await?;
+    let now = options.clock.now();
+    let master = load_secret_key(&config, &db, options.rng.as_ref(), now).await?;
+    let secrets = Arc::new(Secrets::derive(&master));
+    let keys = Arc::new(match &config.jwt_key_file {
+        Some(path) => KeyRing::from_pem_file(path)?,
+        None => KeyRing::from_database(db.clone(), secrets.clone(), options.rng.as_ref(), now).await?,
+    });
+    let redis = match &config.redis_url {
+        Some(url) => Some(RedisHandle::connect(url, &options.key_prefix).await?),
+        None => None,
+    };
+    let bus = match &redis {
+        Some(handle) => Bus::redis(handle.clone()),
+        None => Bus::memory(),
+    };
+    let revoked = RevokedSessions::default();
+    let since = now - time::Duration::seconds(ACCESS_TTL_SECONDS + 60);
+    for family in sessions::recently_revoked(&db, since)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading revoked sessions: {e}"))?
+    {
+        revoked.insert(&family);
+    }
+    let passwords = PasswordHasher::new(options.rng.as_ref())?;
+    let transport = Transport::from_config(config.smtp_url.as_ref().map(|u| u.expose()), options.demo)?;
+    let from = config
+        .mail_from
+        .parse()
+        .map_err(|e| anyhow::anyhow!("MAIL_FROM: {e}"))?;
+    let trusted_proxies = config.trusted_proxy_nets().map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES: {e}"))?;
+    let mail_wake = Arc::new(Notify::new());
+    let state = AppState(Arc::new(App {
+        tokens: Tokens::new(keys.clone()),
+        cookie_sessions: Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(Duration::from_secs(60))
+            .build(),
+        config,
+        db: db.clone(),
+        clock: options.clock.clone(),
+        rng: options.rng,
+        secrets,
+        revoked,
+        passwords,
+        bus,
+        redis,
+        mail_wake: mail_wake.clone(),
+        trusted_proxies,
+        demo: options.demo,
+    }));
+    tokio::spawn(
+        MailWorker {
+            db,
+            clock: options.clock.clone(),
+            transport,
+            from,
+            wake: mail_wake,
+        }
+        .run(),
+    );
+    tokio::spawn(listen_for_revocations(state.clone()));
+    tokio::spawn(reload_keys_every_minute(keys, options.clock));
+    Ok(state)
+}
+
+/// Uses the configured `SECRET_KEY`, or the one stored in `settings`, generating it on first start.
+async fn load_secret_key(
+    config: &Config,
+    db: &DatabaseConnection,
+    rng: &dyn Rng,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = &config.secret_key {
+        return secrets::decode_secret_key(secret.expose()).map_err(|e| anyhow::anyhow!("SECRET_KEY {e}"));
+    }
+    const NAME: &str = "secret_key";
+    if let Some(row) = settings::Entity::find_by_id(NAME).one(db).await? {
+        return secrets::decode_secret_key(&row.value).map_err(|e| anyhow::anyhow!("stored secret_key {e}"));
+    }
+    let mut bytes = [0u8; 32];
+    rng.fill(&mut bytes);
+    let inserted = settings::ActiveModel {
+        name: Set(NAME.to_owned()),
+        value: Set(secrets::encode_secret_key(&bytes)),
+        created_at: Set(to_db(now)),
+    }
+    .insert(db)
+    .await;
+    match inserted {
+        Ok(_) => Ok(bytes.to_vec()),
+        // Another instance generated it first: use theirs.
+        Err(e) if db::unique_violation(&e).is_some() => {
+            let row = settings::Entity::find_by_id(NAME)
+                .one(db)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("secret_key vanished"))?;
+            secrets::decode_secret_key(&row.value).map_err(|e| anyhow::anyhow!("stored secret_key {e}"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn listen_for_revocations(state: AppState) {
+    let mut rx = state.bus.subscribe();
+    loop {
+        match rx.recv().await {
+            Ok(msg) if msg.channel == bus::SESSION_REVOKED => state.revoked.insert(&msg.payload),
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "revocation listener lagged");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+async fn reload_keys_every_minute(keys: Arc<KeyRing>, clock: Arc<dyn Clock>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = keys.reload(clock.now()).await {
+            tracing::warn!(error = %e, "signing key reload failed");
+        }
+    }
+}
+
+/// All routes with the shared middleware.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = crate::openapi::api_router().split_for_parts();
+    let openapi_json = openapi.clone();
+    Router::new()
+        .merge(api)
+        .merge(crate::openapi::docs_router(openapi_json))
+        .merge(crate::openapi::infra_router())
+        .fallback(mw::not_found)
+        .method_not_allowed_fallback(mw::method_not_allowed)
+        .layer(middleware::from_fn(metrics::track))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(mw::security_headers))
+        .layer(CatchPanicLayer::custom(mw::panic_response))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let request_id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %request_id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}

@@ -1,0 +1,382 @@
+//! Configuration: defaults, then `boxoffice.toml` (or `--config FILE`), then `BOXOFFICE_*` variables.
+
+use std::{fmt, net::SocketAddr, path::Path};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize};
+use url::Url;
+
+/// A string that never appears in logs or debug output.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A connection URL whose password is redacted when printed.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ServiceUrl(String);
+
+impl ServiceUrl {
+    /// Parses and keeps the URL as written.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        if value.contains("://") {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(format!("`{value}` is not a URL (scheme://…)"))
+        }
+    }
+    /// The full URL including credentials; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// The URL scheme, lower case.
+    pub fn scheme(&self) -> String {
+        self.0
+            .split("://")
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    }
+}
+
+impl<'de> Deserialize<'de> for ServiceUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ServiceUrl::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Debug for ServiceUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+impl fmt::Display for ServiceUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+/// Replaces the password part of `scheme://user:pass@host` with `***`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The `RATE_LIMITS` switch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Switch {
+    /// Enforced.
+    On,
+    /// Disabled (benchmarks only).
+    Off,
+}
+
+/// One OAuth provider's settings; a provider without a client id is off.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthProvider {
+    /// Client id issued by the provider.
+    pub client_id: Option<String>,
+    /// Client secret issued by the provider.
+    pub client_secret: Option<Secret>,
+    /// Override of the authorization endpoint.
+    pub authorize_url: Option<String>,
+    /// Override of the token endpoint.
+    pub token_url: Option<String>,
+    /// Override of the user-info endpoint.
+    pub userinfo_url: Option<String>,
+    /// Override of the JWKS endpoint.
+    pub jwks_url: Option<String>,
+}
+
+/// OAuth providers by name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// Google (OpenID Connect).
+    #[serde(default)]
+    pub google: OAuthProvider,
+    /// Naver.
+    #[serde(default)]
+    pub naver: OAuthProvider,
+    /// Kakao.
+    #[serde(default)]
+    pub kakao: OAuthProvider,
+}
+
+/// The whole configuration (see the table in README.md).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Bind address.
+    pub listen: SocketAddr,
+    /// Public origin for links, cookies and redirects.
+    pub public_url: Url,
+    /// Primary database.
+    pub database_url: ServiceUrl,
+    /// Read replica for anonymous catalog reads and reports.
+    pub database_read_url: Option<ServiceUrl>,
+    /// Pool size; by backend when unset.
+    pub database_pool_max: Option<u32>,
+    /// Redis; in-process memory backend when unset.
+    pub redis_url: Option<ServiceUrl>,
+    /// SMTP relay; the outbox only when unset.
+    pub smtp_url: Option<ServiceUrl>,
+    /// Sender mailbox.
+    pub mail_from: String,
+    /// Comma-separated CIDRs whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: String,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// Base64 secret of at least 32 bytes; generated and stored when unset.
+    pub secret_key: Option<Secret>,
+    /// Ed25519 PKCS#8 PEM file for signing tokens instead of database keys.
+    pub jwt_key_file: Option<String>,
+    /// OAuth providers.
+    #[serde(default)]
+    pub oauth: OAuthConfig,
+    /// `on` or `off` (off only with bench mode).
+    pub rate_limits: Switch,
+    /// Enables bulk seeding for benchmarks.
+    pub bench_mode: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: Url::parse("http://localhost:8080").expect("static URL parses"),
+            database_url: ServiceUrl("sqlite://boxoffice.db?mode=rwc".into()),
+            database_read_url: None,
+            database_pool_max: None,
+            redis_url: None,
+            smtp_url: None,
+            mail_from: "boxoffice <no-reply@localhost>".into(),
+            trusted_proxies: String::new(),
+            log_format: LogFormat::Text,
+            secret_key: None,
+            jwt_key_file: None,
+            oauth: OAuthConfig::default(),
+            rate_limits: Switch::On,
+            bench_mode: false,
+        }
+    }
+}
+
+/// A configuration problem, printed as one line naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Loads defaults → the TOML file (given, or `boxoffice.toml` if present) → `BOXOFFICE_*`.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError(format!(
+                        "config file {} does not exist",
+                        path.display()
+                    )));
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None => figment = figment.merge(Toml::file("boxoffice.toml")),
+        }
+        figment = figment.merge(
+            Env::prefixed("BOXOFFICE_")
+                .filter(|key| !key.as_str().starts_with("test_"))
+                .split("__"),
+        );
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError(one_line(&e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the rules serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |key: &str, msg: String| Err(ConfigError(format!("{key}: {msg}")));
+        match self.public_url.scheme() {
+            "http" | "https" => {}
+            other => return err("PUBLIC_URL", format!("scheme `{other}` is not http(s)")),
+        }
+        if self.public_url.host_str().is_none() {
+            return err("PUBLIC_URL", "has no host".into());
+        }
+        match self.database_url.scheme().as_str() {
+            "sqlite" | "mysql" | "mariadb" => {}
+            other => return err("DATABASE_URL", format!("unsupported scheme `{other}`")),
+        }
+        if let Some(url) = &self.redis_url {
+            match url.scheme().as_str() {
+                "redis" | "rediss" | "redis+cluster" => {}
+                other => return err("REDIS_URL", format!("unsupported scheme `{other}`")),
+            }
+        }
+        if let Some(url) = &self.smtp_url {
+            match url.scheme().as_str() {
+                "smtp" | "smtps" => {}
+                other => return err("SMTP_URL", format!("unsupported scheme `{other}`")),
+            }
+        }
+        if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return err("MAIL_FROM", format!("`{}` is not a mailbox", self.mail_from));
+        }
+        if let Err(e) = self.trusted_proxy_nets() {
+            return err("TRUSTED_PROXIES", e);
+        }
+        if let Some(secret) = &self.secret_key {
+            match crate::infra::secrets::decode_secret_key(secret.expose()) {
+                Ok(_) => {}
+                Err(e) => return err("SECRET_KEY", e),
+            }
+        }
+        if self.database_pool_max == Some(0) {
+            return err("DATABASE_POOL_MAX", "must be at least 1".into());
+        }
+        if self.rate_limits == Switch::Off && !self.bench_mode {
+            return err("RATE_LIMITS", "`off` is accepted only with BENCH_MODE=true".into());
+        }
+        if self.bench_mode && !is_local_host(&self.public_url) {
+            return err(
+                "BENCH_MODE",
+                "refused with a public PUBLIC_URL (use localhost)".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The parsed `TRUSTED_PROXIES` list.
+    pub fn trusted_proxy_nets(&self) -> Result<Vec<IpNet>, String> {
+        self.trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| format!("`{s}` is not a CIDR"))
+            })
+            .collect()
+    }
+
+    /// Whether cookies must be `Secure`.
+    pub fn https(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    /// The public origin without a trailing slash.
+    pub fn origin(&self) -> String {
+        self.public_url.as_str().trim_end_matches('/').to_owned()
+    }
+}
+
+fn is_local_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_private(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Figment errors may span several lines; start-up prints one.
+fn one_line(e: &figment::Error) -> String {
+    let mut parts = Vec::new();
+    for err in e.clone() {
+        let key = err
+            .path
+            .iter()
+            .map(|p| p.to_ascii_uppercase())
+            .collect::<Vec<_>>()
+            .join("__");
+        let source = err
+            .metadata
+            .as_ref()
+            .map(|m| format!(" (from {})", m.name))
+            .unwrap_or_default();
+        if key.is_empty() {
+            parts.push(format!("{}{source}", err.kind));
+        } else {
+            parts.push(format!("{key}: {}{source}", err.kind));
+        }
+    }
+    parts.join("; ").replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_redacted() {
+        assert_eq!(
+            redact_url("mysql://root:hunter2@db:3306/x"),
+            "mysql://root:***@db:3306/x"
+        );
+        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn rate_limits_off_needs_bench_mode() {
+        let config = Config {
+            rate_limits: Switch::Off,
+            ..Config::default()
+        };
+        assert!(config.validate().is_err());
+    }
+}

@@ -1,0 +1,9 @@
+//! SeaORM entities, one per table. Ids are stored as their canonical strings.
+
+pub mod audit_log;
+pub mod email_codes;
+pub mod mail_outbox;
+pub mod settings;
+pub mod signing_keys;
+pub mod user_authorization;
+pub mod users;

@@ -1,0 +1,147 @@
+//! Storage: connection by URL scheme, tuning per backend, migrations, entities and transaction helpers.
+
+pub mod entities;
+pub mod migration;
+
+use std::{future::Future, pin::Pin, time::Duration};
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, IsolationLevel, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+
+use crate::{config::ServiceUrl, error::AppResult};
+
+/// Connects to SQLite or MariaDB/MySQL by URL scheme, tuned as DESIGN.md says.
+pub async fn connect(url: &ServiceUrl, pool_max: Option<u32>) -> anyhow::Result<DatabaseConnection> {
+    let raw = url.expose();
+    let raw = if let Some(rest) = raw.strip_prefix("mariadb://") {
+        format!("mysql://{rest}")
+    } else {
+        raw.to_owned()
+    };
+    let mut opts = ConnectOptions::new(raw.clone());
+    opts.sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5));
+    if raw.starts_with("sqlite:") {
+        // WAL lets readers run beside the one writer; IMMEDIATE transactions queue on busy_timeout.
+        opts.max_connections(pool_max.unwrap_or(8))
+            .min_connections(1)
+            .map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(5))
+                    .foreign_keys(true)
+            });
+    } else {
+        opts.max_connections(pool_max.unwrap_or(32))
+            .min_connections(2)
+            .map_sqlx_mysql_opts(|o| o.charset("utf8mb4").timezone(Some("+00:00".into())));
+    }
+    let db = Database::connect(opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL: cannot connect to {url}: {e}"))?;
+    Ok(db)
+}
+
+/// A boxed future borrowing the transaction, as transaction closures return.
+pub type TxFuture<'a, T> = Pin<Box<dyn Future<Output = AppResult<T>> + Send + 'a>>;
+
+/// How many times a write transaction is retried on deadlock, lock wait timeout or busy.
+const MAX_ATTEMPTS: u32 = 5;
+
+/// Runs `f` in a write transaction (IMMEDIATE on SQLite, READ COMMITTED on MariaDB),
+/// retrying a bounded number of times with jitter when the database reports contention.
+pub async fn write_tx<T, F>(db: &DatabaseConnection, mut f: F) -> AppResult<T>
+where
+    T: Send,
+    F: for<'a> FnMut(&'a DatabaseTransaction) -> TxFuture<'a, T> + Send,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result: AppResult<T> = async {
+            let tx = db.begin_with_options(write_options(db.get_database_backend())).await?;
+            let value = f(&tx).await?;
+            tx.commit().await?;
+            Ok(value)
+        }
+        .await;
+        match result {
+            Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
+                let jitter = rand::random::<u64>() % (5 * u64::from(attempt));
+                tokio::time::sleep(Duration::from_millis(2 * u64::from(attempt) + jitter)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn write_options(backend: DbBackend) -> TransactionOptions {
+    match backend {
+        DbBackend::Sqlite => TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        },
+        _ => TransactionOptions {
+            isolation_level: Some(IsolationLevel::ReadCommitted),
+            ..Default::default()
+        },
+    }
+}
+
+/// Unique indexes by name, with the column list SQLite reports instead of the name.
+const UNIQUE_INDEXES: &[(&str, &str)] = &[
+    ("ux_users_email_normalized", "users.email_normalized"),
+    ("ux_user_authorization_token", "user_authorization.refresh_token_hash"),
+    ("ux_signing_keys_active", "signing_keys.active_marker"),
+    ("ux_email_codes_user_purpose", "email_codes.user_id, email_codes.purpose"),
+    ("PRIMARY", "settings.name"),
+];
+
+/// The name of the unique index an insert or update violated, if that is what failed.
+pub fn unique_violation(err: &DbErr) -> Option<&'static str> {
+    let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err() else {
+        return None;
+    };
+    UNIQUE_INDEXES
+        .iter()
+        .find(|(name, sqlite_columns)| {
+            message.contains(&format!("'{name}'"))
+                || message.contains(&format!(".{name}'"))
+                || message.ends_with(sqlite_columns)
+                || message.contains(&format!("{sqlite_columns} "))
+        })
+        .map(|(name, _)| *name)
+        .or(Some("unknown"))
+}
+
+/// Contention the transaction can be retried after: deadlock, lock wait timeout, SQLite busy.
+pub fn is_retryable(err: &DbErr) -> bool {
+    let text = err.to_string();
+    text.contains("1213")
+        || text.contains("1205")
+        || text.contains("Deadlock found")
+        || text.contains("Lock wait timeout")
+        || text.contains("database is locked")
+        || text.contains("SQLITE_BUSY")
+}
+
+/// The database cannot serve now (unreachable, pool exhausted, still busy after retries).
+pub fn is_unavailable(err: &DbErr) -> bool {
+    matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) || is_retryable(err)
+}
+
+/// Whether the database answers.
+pub async fn ping(db: &DatabaseConnection) -> bool {
+    tokio::time::timeout(Duration::from_secs(2), db.ping())
+        .await
+        .map(|r| r.is_ok())
+        .unwrap_or(false)
+}
+
+/// Executes a statement and reports whether it changed exactly one row.
+pub async fn exec_one<C: ConnectionTrait>(conn: &C, stmt: sea_orm::Statement) -> AppResult<bool> {
+    Ok(conn.execute_raw(stmt).await?.rows_affected() == 1)
+}

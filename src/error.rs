@@ -1,0 +1,283 @@
+//! One error type for every handler, rendered as `application/problem+json`.
+
+use axum::{
+    Json,
+    extract::rejection::{JsonRejection, PathRejection, QueryRejection},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The result of anything that can fail with an API error.
+pub type AppResult<T> = Result<T, AppError>;
+
+/// One invalid field of a request.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct FieldError {
+    /// JSON field name.
+    pub field: String,
+    /// Stable machine-readable code.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(field: &str, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The problem+json body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// Explanation of this occurrence.
+    pub detail: String,
+    /// Stable machine-readable code.
+    pub code: String,
+    /// Invalid fields, for `validation_failed`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// An API error: a status, a stable code and a safe message.
+#[derive(Debug)]
+pub struct AppError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    errors: Vec<FieldError>,
+    retry_after: Option<u64>,
+    internal: Option<anyhow::Error>,
+    retryable: bool,
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl AppError {
+    /// An error with the given status, code and detail.
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after: None,
+            internal: None,
+            retryable: false,
+        }
+    }
+
+    /// 400 `malformed_body`.
+    pub fn malformed(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "malformed_body", detail)
+    }
+    /// 400 with a specific code.
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+    /// 401 with a specific code.
+    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, detail)
+    }
+    /// 401 `unauthenticated`.
+    pub fn unauthenticated() -> Self {
+        Self::unauthorized("unauthenticated", "Sign in to continue.")
+    }
+    /// 403 with a specific code.
+    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, detail)
+    }
+    /// 404 `not_found`: also for objects that exist but belong to someone else.
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "No such resource.")
+    }
+    /// 409 with a specific code.
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, detail)
+    }
+    /// 422 `validation_failed` with the invalid fields.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut err = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail);
+        err.errors = errors;
+        err
+    }
+    /// 422 `validation_failed` for one field.
+    pub fn invalid_field(field: &str, code: &str, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError::new(field, code, message)])
+    }
+    /// 429 with a specific code and `Retry-After`.
+    pub fn too_many(code: &'static str, detail: impl Into<String>, retry_after: u64) -> Self {
+        let mut err = Self::new(StatusCode::TOO_MANY_REQUESTS, code, detail);
+        err.retry_after = Some(retry_after.max(1));
+        err
+    }
+    /// 503 `service_unavailable`.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        let mut err = Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", detail);
+        err.retry_after = Some(1);
+        err
+    }
+    /// 500: the cause is logged, never shown.
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        let mut err = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Something went wrong on our side. Quote the request id when reporting it.",
+        );
+        err.internal = Some(cause.into());
+        err
+    }
+
+    /// Whether a write transaction may be retried (deadlock, lock wait, busy).
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    fn title(&self) -> String {
+        self.status
+            .canonical_reason()
+            .unwrap_or("Error")
+            .to_owned()
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if let Some(cause) = &self.internal {
+            tracing::error!(error = ?cause, code = self.code, "request failed");
+        }
+        let body = Problem {
+            kind: format!("https://boxoffice.dev/problems/{}", self.code.replace('_', "-")),
+            title: self.title(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.code.to_owned(),
+            errors: self.errors.clone(),
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for AppError {
+    fn from(rejection: JsonRejection) -> Self {
+        let text = rejection.body_text();
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The request body is too large.",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Send the body as application/json.",
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                truncate(&text, 300),
+            ),
+            _ => Self::malformed(truncate(&text, 300)),
+        }
+    }
+}
+
+impl From<QueryRejection> for AppError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            truncate(&rejection.body_text(), 300),
+        )
+    }
+}
+
+impl From<PathRejection> for AppError {
+    fn from(_: PathRejection) -> Self {
+        Self::not_found()
+    }
+}
+
+impl From<sea_orm::DbErr> for AppError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        if let Some(mapped) = crate::db::unique_violation(&err).and_then(constraint_error) {
+            return mapped;
+        }
+        if crate::db::is_unavailable(&err) {
+            tracing::warn!(error = %err, "database unavailable");
+            let mut mapped = Self::unavailable("The database is busy or unreachable; try again.");
+            mapped.retryable = crate::db::is_retryable(&err);
+            return mapped;
+        }
+        Self::internal(err)
+    }
+}
+
+/// API errors for unique indexes whose violation is a user-visible conflict, by index name.
+fn constraint_error(index: &str) -> Option<AppError> {
+    match index {
+        "ux_users_email_normalized" => Some(AppError::conflict(
+            "email_taken",
+            "An account with this e-mail address already exists.",
+        )),
+        _ => None,
+    }
+}
+
+impl From<anyhow::Error> for AppError {
+    fn from(err: anyhow::Error) -> Self {
+        Self::internal(err)
+    }
+}
+
+/// Cuts a message to a bounded length on a character boundary.
+pub fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}

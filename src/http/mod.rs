@@ -1,0 +1,8 @@
+//! HTTP plumbing shared by every feature: extractors, middleware, fallbacks.
+
+pub mod client_ip;
+pub mod extract;
+pub mod middleware;
+
+pub use client_ip::ClientIp;
+pub use extract::{ApiJson, ApiQuery};

@@ -1,0 +1,9 @@
+//! Infrastructure shared by the features: time, randomness, secrets, pub/sub, mail, metrics.
+
+pub mod bus;
+pub mod clock;
+pub mod mail;
+pub mod redis;
+pub mod metrics;
+pub mod rng;
+pub mod secrets;

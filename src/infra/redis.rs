@@ -1,0 +1,54 @@
+//! The Redis connection shared by the features that need one.
+
+use std::time::Duration;
+
+use redis::{Client, aio::ConnectionManager};
+
+use crate::config::ServiceUrl;
+
+/// A Redis connection with the key and channel prefix of this deployment (or test).
+#[derive(Clone)]
+pub struct RedisHandle {
+    /// For dedicated connections (pub/sub).
+    pub client: Client,
+    /// Multiplexed, reconnecting connection for commands.
+    pub conn: ConnectionManager,
+    /// Prefix of every key and channel.
+    pub prefix: String,
+}
+
+impl RedisHandle {
+    /// Connects; fails if Redis cannot be reached now.
+    pub async fn connect(url: &ServiceUrl, prefix: &str) -> anyhow::Result<Self> {
+        if url.scheme() == "redis+cluster" {
+            anyhow::bail!("REDIS_URL: redis+cluster:// is not supported by this build yet");
+        }
+        let client = Client::open(url.expose())?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)));
+        let conn = tokio::time::timeout(
+            Duration::from_secs(5),
+            ConnectionManager::new_with_config(client.clone(), config),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("REDIS_URL: {url} did not answer within 5 s"))??;
+        Ok(Self {
+            client,
+            conn,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// A key under this deployment's prefix.
+    pub fn key(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix)
+    }
+
+    /// Whether Redis answers a PING.
+    pub async fn ping(&self) -> bool {
+        let mut conn = self.conn.clone();
+        let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
+        pong.is_ok()
+    }
+}

@@ -1,0 +1,17 @@
+//! boxoffice: a ticket, merchandise and package reservation service.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod infra;
+pub mod openapi;
+
+pub use app::{AppState, Application, BuildOptions};
+pub use config::Config;
+pub use error::{AppError, AppResult};
