@@ -136,10 +136,14 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         axum::serve(
             self.listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await
@@ -155,7 +159,9 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
     let secrets = Arc::new(Secrets::derive(&master));
     let keys = Arc::new(match &config.jwt_key_file {
         Some(path) => KeyRing::from_pem_file(path)?,
-        None => KeyRing::from_database(db.clone(), secrets.clone(), options.rng.as_ref(), now).await?,
+        None => {
+            KeyRing::from_database(db.clone(), secrets.clone(), options.rng.as_ref(), now).await?
+        }
     });
     let redis = match &config.redis_url {
         Some(url) => Some(RedisHandle::connect(url, &options.key_prefix).await?),
@@ -174,12 +180,15 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         revoked.insert(&family);
     }
     let passwords = PasswordHasher::new(options.rng.as_ref())?;
-    let transport = Transport::from_config(config.smtp_url.as_ref().map(|u| u.expose()), options.demo)?;
+    let transport =
+        Transport::from_config(config.smtp_url.as_ref().map(|u| u.expose()), options.demo)?;
     let from = config
         .mail_from
         .parse()
         .map_err(|e| anyhow::anyhow!("MAIL_FROM: {e}"))?;
-    let trusted_proxies = config.trusted_proxy_nets().map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES: {e}"))?;
+    let trusted_proxies = config
+        .trusted_proxy_nets()
+        .map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES: {e}"))?;
     let mail_wake = Arc::new(Notify::new());
     let state = AppState(Arc::new(App {
         tokens: Tokens::new(keys.clone()),
@@ -223,11 +232,13 @@ async fn load_secret_key(
     now: time::OffsetDateTime,
 ) -> anyhow::Result<Vec<u8>> {
     if let Some(secret) = &config.secret_key {
-        return secrets::decode_secret_key(secret.expose()).map_err(|e| anyhow::anyhow!("SECRET_KEY {e}"));
+        return secrets::decode_secret_key(secret.expose())
+            .map_err(|e| anyhow::anyhow!("SECRET_KEY {e}"));
     }
     const NAME: &str = "secret_key";
     if let Some(row) = settings::Entity::find_by_id(NAME).one(db).await? {
-        return secrets::decode_secret_key(&row.value).map_err(|e| anyhow::anyhow!("stored secret_key {e}"));
+        return secrets::decode_secret_key(&row.value)
+            .map_err(|e| anyhow::anyhow!("stored secret_key {e}"));
     }
     let mut bytes = [0u8; 32];
     rng.fill(&mut bytes);
@@ -246,7 +257,8 @@ async fn load_secret_key(
                 .one(db)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("secret_key vanished"))?;
-            secrets::decode_secret_key(&row.value).map_err(|e| anyhow::anyhow!("stored secret_key {e}"))
+            secrets::decode_secret_key(&row.value)
+                .map_err(|e| anyhow::anyhow!("stored secret_key {e}"))
         }
         Err(e) => Err(e.into()),
     }

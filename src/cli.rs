@@ -110,7 +110,10 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing(config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -146,21 +149,45 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User {
-            command: UserCommand::Create { email, password, role, vip, name },
+            command:
+                UserCommand::Create {
+                    email,
+                    password,
+                    role,
+                    vip,
+                    name,
+                },
         } => create_user(config, email, password, role, vip, name).await,
-        Command::Keys { command: KeysCommand::Rotate } => {
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => {
             let state = app::build_state(config, BuildOptions::default()).await?;
-            let kid = crate::auth::keys::rotate(&state.db, &state.secrets, state.rng.as_ref(), state.clock.now()).await?;
+            let kid = crate::auth::keys::rotate(
+                &state.db,
+                &state.secrets,
+                state.rng.as_ref(),
+                state.clock.now(),
+            )
+            .await?;
             println!("added signing key {kid}: published now, signing in 5 minutes");
             Ok(())
         }
-        Command::Bench { command: BenchCommand::Seed { users, out } } => bench_seed(config, users, out).await,
+        Command::Bench {
+            command: BenchCommand::Seed { users, out },
+        } => bench_seed(config, users, out).await,
     }
 }
 
 async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     tracing::info!(?config, "starting");
-    let app = Application::build(config, BuildOptions { demo, ..BuildOptions::default() }).await?;
+    let app = Application::build(
+        config,
+        BuildOptions {
+            demo,
+            ..BuildOptions::default()
+        },
+    )
+    .await?;
     if demo {
         crate::demo::seed(app.state()).await?;
     }
@@ -234,7 +261,10 @@ async fn create_user(
 }
 
 async fn bench_seed(config: Config, count: u32, out: PathBuf) -> anyhow::Result<()> {
-    anyhow::ensure!(config.bench_mode, "bench seed needs BOXOFFICE_BENCH_MODE=true");
+    anyhow::ensure!(
+        config.bench_mode,
+        "bench seed needs BOXOFFICE_BENCH_MODE=true"
+    );
     let state = app::build_state(config, BuildOptions::default()).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let password = "bench-password-2026".to_owned();

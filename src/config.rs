@@ -235,9 +235,7 @@ impl Config {
                 .filter(|key| !key.as_str().starts_with("test_"))
                 .split("__"),
         );
-        let config: Config = figment
-            .extract()
-            .map_err(|e| ConfigError(one_line(&e)))?;
+        let config: Config = figment.extract().map_err(|e| ConfigError(one_line(&e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -269,7 +267,10 @@ impl Config {
             }
         }
         if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
-            return err("MAIL_FROM", format!("`{}` is not a mailbox", self.mail_from));
+            return err(
+                "MAIL_FROM",
+                format!("`{}` is not a mailbox", self.mail_from),
+            );
         }
         if let Err(e) = self.trusted_proxy_nets() {
             return err("TRUSTED_PROXIES", e);
@@ -284,7 +285,10 @@ impl Config {
             return err("DATABASE_POOL_MAX", "must be at least 1".into());
         }
         if self.rate_limits == Switch::Off && !self.bench_mode {
-            return err("RATE_LIMITS", "`off` is accepted only with BENCH_MODE=true".into());
+            return err(
+                "RATE_LIMITS",
+                "`off` is accepted only with BENCH_MODE=true".into(),
+            );
         }
         if self.bench_mode && !is_local_host(&self.public_url) {
             return err(
@@ -363,7 +367,10 @@ mod tests {
             redact_url("mysql://root:hunter2@db:3306/x"),
             "mysql://root:***@db:3306/x"
         );
-        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
     }
 
     #[test]

@@ -26,7 +26,10 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
     println!("demo accounts (shown once):");
     for (email, name, role) in accounts {
         let password = rng::token(state.rng.as_ref(), 12);
-        let hash = state.passwords.hash(state.rng.clone(), password.clone()).await?;
+        let hash = state
+            .passwords
+            .hash(state.rng.clone(), password.clone())
+            .await?;
         let email = Email::parse(email).map_err(|e| anyhow::anyhow!("{}", e.message))?;
         users::insert(
             &state.db,
@@ -43,7 +46,12 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
             },
         )
         .await?;
-        println!("  {:<10} {:<28} {}", role.as_str(), email.as_str(), password);
+        println!(
+            "  {:<10} {:<28} {}",
+            role.as_str(),
+            email.as_str(),
+            password
+        );
     }
     Ok(())
 }

@@ -122,7 +122,11 @@ impl AppError {
             .map(|e| format!("{}: {}", e.field, e.message))
             .collect::<Vec<_>>()
             .join("; ");
-        let mut err = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail);
+        let mut err = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            detail,
+        );
         err.errors = errors;
         err
     }
@@ -138,7 +142,11 @@ impl AppError {
     }
     /// 503 `service_unavailable`.
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        let mut err = Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", detail);
+        let mut err = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            detail,
+        );
         err.retry_after = Some(1);
         err
     }
@@ -168,10 +176,7 @@ impl AppError {
     }
 
     fn title(&self) -> String {
-        self.status
-            .canonical_reason()
-            .unwrap_or("Error")
-            .to_owned()
+        self.status.canonical_reason().unwrap_or("Error").to_owned()
     }
 }
 
@@ -181,7 +186,10 @@ impl IntoResponse for AppError {
             tracing::error!(error = ?cause, code = self.code, "request failed");
         }
         let body = Problem {
-            kind: format!("https://boxoffice.dev/problems/{}", self.code.replace('_', "-")),
+            kind: format!(
+                "https://boxoffice.dev/problems/{}",
+                self.code.replace('_', "-")
+            ),
             title: self.title(),
             status: self.status.as_u16(),
             detail: self.detail.clone(),

@@ -31,7 +31,12 @@ impl Modify for SecuritySchemes {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
         components.add_security_scheme(
             "cookie",
@@ -103,6 +108,10 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Some(_) => "down",
     };
     metrics::gauge!("boxoffice_database_up").set(if database { 1.0 } else { 0.0 });
-    let status = if database { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if database {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, ApiJson(Ready { database, redis }))
 }

@@ -66,7 +66,10 @@ pub async fn issue<C: ConnectionTrait>(
         .col_expr(Column::Attempts, Expr::value(0))
         .col_expr(Column::ExpiresAt, Expr::value(expires))
         .col_expr(Column::SentAt, Expr::value(to_db(now)))
-        .col_expr(Column::ConsumedAt, Expr::value(Option::<time::PrimitiveDateTime>::None))
+        .col_expr(
+            Column::ConsumedAt,
+            Expr::value(Option::<time::PrimitiveDateTime>::None),
+        )
         .filter(Column::UserId.eq(user_id))
         .filter(Column::Purpose.eq(purpose.as_str()))
         .filter(Column::SentAt.lte(to_db(now - RESEND_INTERVAL)))
@@ -136,7 +139,10 @@ pub async fn check<C: ConnectionTrait>(
         return Err(too_many());
     }
     if from_db(row.expires_at) <= now {
-        return Err(AppError::bad_request("code_expired", "The code has expired; request a new one."));
+        return Err(AppError::bad_request(
+            "code_expired",
+            "The code has expired; request a new one.",
+        ));
     }
     // Reserve the try first, conditional on the code we read still being the live one.
     let reserved = Codes::update_many()

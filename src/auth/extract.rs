@@ -48,7 +48,10 @@ pub struct AuthUser {
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         authenticate(parts, state)
             .await?
             .ok_or_else(AppError::unauthenticated)
@@ -62,7 +65,10 @@ pub struct MaybeAuthUser(pub Option<AuthUser>);
 impl FromRequestParts<AppState> for MaybeAuthUser {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(Self(authenticate(parts, state).await?))
     }
 }
@@ -70,7 +76,10 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
 impl OptionalFromRequestParts<AppState> for AuthUser {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Self::Rejection> {
         authenticate(parts, state).await
     }
 }
@@ -99,10 +108,17 @@ pub struct RequireRole<R: MinRole>(pub AuthUser, PhantomData<R>);
 impl<R: MinRole> FromRequestParts<AppState> for RequireRole<R> {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let user = <AuthUser as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user =
+            <AuthUser as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
         if user.role < R::ROLE {
-            return Err(AppError::forbidden("forbidden", "Your role does not allow this."));
+            return Err(AppError::forbidden(
+                "forbidden",
+                "Your role does not allow this.",
+            ));
         }
         Ok(Self(user, PhantomData))
     }
@@ -111,14 +127,15 @@ impl<R: MinRole> FromRequestParts<AppState> for RequireRole<R> {
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<AuthUser>, AppError> {
     let now = state.clock.now();
     if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(bearer)
-            .ok_or_else(|| AppError::unauthorized("unauthenticated", "Use `Authorization: Bearer <token>`."))?;
+        let token = value.to_str().ok().and_then(bearer).ok_or_else(|| {
+            AppError::unauthorized("unauthenticated", "Use `Authorization: Bearer <token>`.")
+        })?;
         let claims = state.tokens.verify(token, now).await?;
         if state.revoked.contains(&claims.sid) {
-            return Err(AppError::unauthorized("unauthenticated", "This session has ended."));
+            return Err(AppError::unauthorized(
+                "unauthenticated",
+                "This session has ended.",
+            ));
         }
         return Ok(Some(AuthUser {
             user_id: claims.sub.clone(),
@@ -142,8 +159,13 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<AuthUser
             found
         }
     };
-    let Some(session) = session.filter(|s| s.expires_at > now && !state.revoked.contains(&s.family_id)) else {
-        return Err(AppError::unauthorized("unauthenticated", "This session has ended; sign in again."));
+    let Some(session) =
+        session.filter(|s| s.expires_at > now && !state.revoked.contains(&s.family_id))
+    else {
+        return Err(AppError::unauthorized(
+            "unauthenticated",
+            "This session has ended; sign in again.",
+        ));
     };
     if !is_safe(&parts.method) {
         let expected = state.secrets.csrf_token(&session.family_id);
@@ -153,7 +175,10 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<AuthUser
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         if !constant_time_eq(presented, &expected) {
-            return Err(AppError::forbidden("csrf_failed", "The CSRF token is missing or wrong."));
+            return Err(AppError::forbidden(
+                "csrf_failed",
+                "The CSRF token is missing or wrong.",
+            ));
         }
     }
     Ok(Some(AuthUser {

@@ -52,19 +52,23 @@ impl Signup {
     ) -> AppResult<Self> {
         let mut errors = Vec::new();
         let email = Email::parse(email).map_err(|e| errors.push(e)).ok();
-        let name = parse_name("name", name, 100).map_err(|e| errors.push(e)).ok();
+        let name = parse_name("name", name, 100)
+            .map_err(|e| errors.push(e))
+            .ok();
         let nickname = match nickname {
-            Some(n) => parse_name("nickname", n, 100).map_err(|e| errors.push(e)).ok(),
+            Some(n) => parse_name("nickname", n, 100)
+                .map_err(|e| errors.push(e))
+                .ok(),
             None => None,
         };
         let locale = match locale {
             Some(l) => Locale::parse(l).map_err(|e| errors.push(e)).ok(),
             None => Some(Locale::Ko),
         };
-        if let Some(email) = &email {
-            if let Err(e) = state.passwords.check_policy(&password, email.normalized()) {
-                errors.push(e);
-            }
+        if let Some(email) = &email
+            && let Err(e) = state.passwords.check_policy(&password, email.normalized())
+        {
+            errors.push(e);
         }
         match (email, name, locale) {
             (Some(email), Some(name), Some(locale)) if errors.is_empty() => Ok(Self {
@@ -82,14 +86,25 @@ impl Signup {
 /// Creates an unverified account and mails its code. Exactly one of concurrent sign-ups
 /// with one address wins: the unique index decides.
 pub async fn signup(state: &AppState, input: Signup, ip: IpAddr) -> AppResult<user_rows::Model> {
-    if users::find_by_email(&state.db, &input.email).await?.is_some() {
+    if users::find_by_email(&state.db, &input.email)
+        .await?
+        .is_some()
+    {
         return Err(email_taken());
     }
-    let hash = state.passwords.hash(state.rng.clone(), input.password).await?;
+    let hash = state
+        .passwords
+        .hash(state.rng.clone(), input.password)
+        .await?;
     let now = state.clock.now();
     let user = db::write_tx(&state.db, |tx| {
         let state = state.clone();
-        let (email, name, nickname, hash) = (input.email.clone(), input.name.clone(), input.nickname.clone(), hash.clone());
+        let (email, name, nickname, hash) = (
+            input.email.clone(),
+            input.name.clone(),
+            input.nickname.clone(),
+            hash.clone(),
+        );
         let locale = input.locale;
         Box::pin(async move {
             let user = users::insert(
@@ -107,11 +122,36 @@ pub async fn signup(state: &AppState, input: Signup, ip: IpAddr) -> AppResult<us
                 },
             )
             .await?;
-            let code = codes::issue(tx, &state.secrets, state.rng.as_ref(), now, &user.id, Purpose::VerifyEmail)
-                .await?
-                .ok_or_else(|| AppError::internal(anyhow::anyhow!("fresh account already had a code")))?;
-            mail::enqueue(tx, now, email.as_str(), mail_locale(locale), &verification_mail(&name, code)).await?;
-            audit(tx, now, Some(&user.id), "user.signup", "user", Some(&user.id), Some(ip)).await?;
+            let code = codes::issue(
+                tx,
+                &state.secrets,
+                state.rng.as_ref(),
+                now,
+                &user.id,
+                Purpose::VerifyEmail,
+            )
+            .await?
+            .ok_or_else(|| {
+                AppError::internal(anyhow::anyhow!("fresh account already had a code"))
+            })?;
+            mail::enqueue(
+                tx,
+                now,
+                email.as_str(),
+                mail_locale(locale),
+                &verification_mail(&name, code),
+            )
+            .await?;
+            audit(
+                tx,
+                now,
+                Some(&user.id),
+                "user.signup",
+                "user",
+                Some(&user.id),
+                Some(ip),
+            )
+            .await?;
             Ok(user)
         })
     })
@@ -122,7 +162,10 @@ pub async fn signup(state: &AppState, input: Signup, ip: IpAddr) -> AppResult<us
 }
 
 fn email_taken() -> AppError {
-    AppError::conflict("email_taken", "An account with this e-mail address already exists.")
+    AppError::conflict(
+        "email_taken",
+        "An account with this e-mail address already exists.",
+    )
 }
 
 fn verification_mail(name: &str, code: String) -> Mail {
@@ -141,14 +184,24 @@ fn mail_locale(locale: Locale) -> MailLocale {
 }
 
 /// Confirms an address with its code.
-pub async fn verify_email(state: &AppState, email: &str, code: &str) -> AppResult<user_rows::Model> {
+pub async fn verify_email(
+    state: &AppState,
+    email: &str,
+    code: &str,
+) -> AppResult<user_rows::Model> {
     let invalid = || AppError::bad_request("invalid_code", "The code is not valid.");
     let email = Email::parse(email).map_err(|e| AppError::validation(vec![e]))?;
     let code = code.trim();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(AppError::invalid_field("code", "invalid_format", "must be 6 digits"));
+        return Err(AppError::invalid_field(
+            "code",
+            "invalid_format",
+            "must be 6 digits",
+        ));
     }
-    let user = users::find_by_email(&state.db, &email).await?.ok_or_else(invalid)?;
+    let user = users::find_by_email(&state.db, &email)
+        .await?
+        .ok_or_else(invalid)?;
     if user.email_verified_at.is_some() {
         return Err(invalid());
     }
@@ -158,7 +211,15 @@ pub async fn verify_email(state: &AppState, email: &str, code: &str) -> AppResul
         let state = state.clone();
         let (user_id, code) = (user_id.clone(), code.to_owned());
         Box::pin(async move {
-            let check = codes::check(tx, &state.secrets, now, &user_id, Purpose::VerifyEmail, &code).await?;
+            let check = codes::check(
+                tx,
+                &state.secrets,
+                now,
+                &user_id,
+                Purpose::VerifyEmail,
+                &code,
+            )
+            .await?;
             if check == Check::Accepted {
                 user_rows::ActiveModel {
                     id: Set(user_id.clone()),
@@ -168,14 +229,25 @@ pub async fn verify_email(state: &AppState, email: &str, code: &str) -> AppResul
                 }
                 .update(tx)
                 .await?;
-                audit(tx, now, Some(&user_id), "user.email_verified", "user", Some(&user_id), None).await?;
+                audit(
+                    tx,
+                    now,
+                    Some(&user_id),
+                    "user.email_verified",
+                    "user",
+                    Some(&user_id),
+                    None,
+                )
+                .await?;
             }
             Ok(check)
         })
     })
     .await?;
     match outcome {
-        Check::Accepted => users::find_by_id(&state.db, &user.id).await?.ok_or_else(AppError::not_found),
+        Check::Accepted => users::find_by_id(&state.db, &user.id)
+            .await?
+            .ok_or_else(AppError::not_found),
         Check::Wrong { exhausted: true } => Err(AppError::too_many(
             "too_many_attempts",
             "Too many wrong codes; request a new one.",
@@ -202,11 +274,27 @@ pub async fn resend_verification(state: &AppState, email: &str) -> AppResult<()>
         let state = state.clone();
         let user = user.clone();
         Box::pin(async move {
-            let Some(code) = codes::issue(tx, &state.secrets, state.rng.as_ref(), now, &user.id, Purpose::VerifyEmail).await? else {
+            let Some(code) = codes::issue(
+                tx,
+                &state.secrets,
+                state.rng.as_ref(),
+                now,
+                &user.id,
+                Purpose::VerifyEmail,
+            )
+            .await?
+            else {
                 return Ok(false);
             };
             let name = user.name.clone().unwrap_or_default();
-            mail::enqueue(tx, now, &user.email, MailLocale::from_tag(&user.locale), &verification_mail(&name, code)).await?;
+            mail::enqueue(
+                tx,
+                now,
+                &user.email,
+                MailLocale::from_tag(&user.locale),
+                &verification_mail(&name, code),
+            )
+            .await?;
             Ok(true)
         })
     })
@@ -238,8 +326,19 @@ pub struct SignedIn {
 
 /// Checks the password (a dummy hash for unknown addresses, so both take as long) and
 /// starts a session.
-pub async fn login(state: &AppState, email: &str, password: String, delivery: Delivery, meta: ClientMeta) -> AppResult<SignedIn> {
-    let invalid = || AppError::unauthorized("invalid_credentials", "The e-mail address or password is wrong.");
+pub async fn login(
+    state: &AppState,
+    email: &str,
+    password: String,
+    delivery: Delivery,
+    meta: ClientMeta,
+) -> AppResult<SignedIn> {
+    let invalid = || {
+        AppError::unauthorized(
+            "invalid_credentials",
+            "The e-mail address or password is wrong.",
+        )
+    };
     let email = Email::parse(email).ok();
     let user = match &email {
         Some(email) => users::find_by_email(&state.db, email).await?,
@@ -253,7 +352,10 @@ pub async fn login(state: &AppState, email: &str, password: String, delivery: De
     };
     if user.email_verified_at.is_none() {
         metrics::login("email_not_verified");
-        return Err(AppError::forbidden("email_not_verified", "Confirm your e-mail address first; we sent you a code."));
+        return Err(AppError::forbidden(
+            "email_not_verified",
+            "Confirm your e-mail address first; we sent you a code.",
+        ));
     }
     let now = state.clock.now();
     let kind = match delivery {
@@ -264,7 +366,16 @@ pub async fn login(state: &AppState, email: &str, password: String, delivery: De
         let state = state.clone();
         let (user_id, meta) = (user.id.clone(), meta.clone());
         Box::pin(async move {
-            let started = sessions::start(tx, state.rng.as_ref(), now, &user_id, kind, "PASSWORD", &meta).await?;
+            let started = sessions::start(
+                tx,
+                state.rng.as_ref(),
+                now,
+                &user_id,
+                kind,
+                "PASSWORD",
+                &meta,
+            )
+            .await?;
             user_rows::ActiveModel {
                 id: Set(user_id.clone()),
                 last_login_at: Set(Some(to_db(now))),
@@ -277,7 +388,11 @@ pub async fn login(state: &AppState, email: &str, password: String, delivery: De
     })
     .await?;
     metrics::login("success");
-    Ok(SignedIn { user, family_id, secret })
+    Ok(SignedIn {
+        user,
+        family_id,
+        secret,
+    })
 }
 
 /// Rotates a refresh token; a reused one revokes its family everywhere.
@@ -286,14 +401,24 @@ pub async fn refresh(state: &AppState, presented: &str, meta: ClientMeta) -> App
     let rotation = db::write_tx(&state.db, |tx| {
         let state = state.clone();
         let (presented, meta) = (presented.to_owned(), meta.clone());
-        Box::pin(async move { sessions::rotate(tx, state.rng.as_ref(), now, &presented, &meta).await })
+        Box::pin(
+            async move { sessions::rotate(tx, state.rng.as_ref(), now, &presented, &meta).await },
+        )
     })
     .await
     .inspect_err(|_| metrics::refresh("invalid"))?;
     match rotation {
-        Rotation::Rotated { user, family_id, refresh_token } => {
+        Rotation::Rotated {
+            user,
+            family_id,
+            refresh_token,
+        } => {
             metrics::refresh("rotated");
-            Ok(SignedIn { user, family_id, secret: refresh_token })
+            Ok(SignedIn {
+                user: *user,
+                family_id,
+                secret: refresh_token,
+            })
         }
         Rotation::Reused { family_id } => {
             metrics::refresh("reused");
@@ -326,7 +451,13 @@ async fn announce_revocation(state: &AppState, family_id: &str) {
 /// Issues an access token for a signed-in session.
 pub fn access_token(state: &AppState, signed_in: &SignedIn) -> AppResult<String> {
     let role: Role = signed_in.user.role.parse().unwrap_or(Role::User);
-    state.tokens.issue(&signed_in.user.id, &signed_in.family_id, role, signed_in.user.vip, state.clock.now())
+    state.tokens.issue(
+        &signed_in.user.id,
+        &signed_in.family_id,
+        role,
+        signed_in.user.vip,
+        state.clock.now(),
+    )
 }
 
 /// A validated profile change.
@@ -341,7 +472,11 @@ pub struct ProfileChange {
 }
 
 /// Applies a profile change.
-pub async fn update_profile(state: &AppState, user_id: &str, change: ProfileChange) -> AppResult<user_rows::Model> {
+pub async fn update_profile(
+    state: &AppState,
+    user_id: &str,
+    change: ProfileChange,
+) -> AppResult<user_rows::Model> {
     let now = state.clock.now();
     let mut model = user_rows::ActiveModel {
         id: Set(user_id.to_owned()),
@@ -357,19 +492,32 @@ pub async fn update_profile(state: &AppState, user_id: &str, change: ProfileChan
     if let Some(locale) = change.locale {
         model.locale = Set(locale.as_str().to_owned());
     }
-    users::find_by_id(&state.db, user_id).await?.ok_or_else(AppError::not_found)?;
+    users::find_by_id(&state.db, user_id)
+        .await?
+        .ok_or_else(AppError::not_found)?;
     Ok(model.update(&state.db).await?)
 }
 
 /// Validates a profile patch.
-pub fn parse_profile(name: Option<&str>, nickname: Option<Option<&str>>, locale: Option<&str>) -> AppResult<ProfileChange> {
+pub fn parse_profile(
+    name: Option<&str>,
+    nickname: Option<Option<&str>>,
+    locale: Option<&str>,
+) -> AppResult<ProfileChange> {
     let mut errors: Vec<FieldError> = Vec::new();
     let mut change = ProfileChange::default();
     if let Some(name) = name {
-        change.name = parse_name("name", name, 100).map_err(|e| errors.push(e)).ok();
+        change.name = parse_name("name", name, 100)
+            .map_err(|e| errors.push(e))
+            .ok();
     }
     match nickname {
-        Some(Some(n)) => change.nickname = parse_name("nickname", n, 100).map_err(|e| errors.push(e)).ok().map(Some),
+        Some(Some(n)) => {
+            change.nickname = parse_name("nickname", n, 100)
+                .map_err(|e| errors.push(e))
+                .ok()
+                .map(Some)
+        }
         Some(None) => change.nickname = Some(None),
         None => {}
     }

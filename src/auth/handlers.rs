@@ -46,7 +46,14 @@ pub async fn signup(
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<SignupRequest>,
 ) -> AppResult<(StatusCode, ApiJson<UserView>)> {
-    let input = Signup::parse(&state, &req.email, req.password, &req.name, req.nickname.as_deref(), req.locale.as_deref())?;
+    let input = Signup::parse(
+        &state,
+        &req.email,
+        req.password,
+        &req.name,
+        req.nickname.as_deref(),
+        req.locale.as_deref(),
+    )?;
     let user = flows::signup(&state, input, ip).await?;
     Ok((StatusCode::CREATED, ApiJson(UserView::from(&user))))
 }
@@ -153,7 +160,13 @@ pub async fn login(
     let delivery = match query.session.as_deref() {
         None => Delivery::Tokens,
         Some("cookie") => Delivery::Cookie,
-        Some(_) => return Err(AppError::invalid_field("session", "invalid", "must be `cookie`")),
+        Some(_) => {
+            return Err(AppError::invalid_field(
+                "session",
+                "invalid",
+                "must be `cookie`",
+            ));
+        }
     };
     let meta = client_meta(ip, &headers);
     let signed_in = flows::login(&state, &req.email, req.password, delivery, meta).await?;
@@ -286,6 +299,9 @@ fn client_meta(ip: std::net::IpAddr, headers: &HeaderMap) -> ClientMeta {
 
 fn session_cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
     let secure = if state.config.https() { "; Secure" } else { "" };
-    let cookie = format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
-    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static("bo_session=; Max-Age=0"))
+    let cookie = format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    );
+    HeaderValue::from_str(&cookie)
+        .unwrap_or_else(|_| HeaderValue::from_static("bo_session=; Max-Age=0"))
 }

@@ -20,7 +20,10 @@ use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    db::{self, entities::signing_keys::{self, Column, Entity as Keys}},
+    db::{
+        self,
+        entities::signing_keys::{self, Column, Entity as Keys},
+    },
     error::AppResult,
     infra::{
         clock::{from_db, to_db},
@@ -103,10 +106,7 @@ impl KeyRing {
             return Ok(());
         };
         promote_due(db, now).await?;
-        let rows = Keys::find()
-            .order_by_asc(Column::CreatedAt)
-            .all(db)
-            .await?;
+        let rows = Keys::find().order_by_asc(Column::CreatedAt).all(db).await?;
         let mut keys = Vec::new();
         for row in rows {
             let live = match row.state.as_str() {
@@ -122,7 +122,11 @@ impl KeyRing {
             let seed: [u8; 32] = seed
                 .try_into()
                 .map_err(|_| anyhow::anyhow!("signing key {} is corrupt", row.kid))?;
-            keys.push((row.kid, SigningKey::from_bytes(&seed), row.state == state::ACTIVE));
+            keys.push((
+                row.kid,
+                SigningKey::from_bytes(&seed),
+                row.state == state::ACTIVE,
+            ));
         }
         let set = build_set(keys)?;
         *self.set.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
@@ -218,7 +222,10 @@ async fn ensure_active_key(
     if active.is_some() {
         return Ok(());
     }
-    match new_key_row(secrets, rng, now, state::ACTIVE, now).insert(db).await {
+    match new_key_row(secrets, rng, now, state::ACTIVE, now)
+        .insert(db)
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if db::unique_violation(&e) == Some("ux_signing_keys_active") => Ok(()),
         Err(e) => Err(e.into()),

@@ -8,11 +8,7 @@ use unicode_normalization::UnicodeNormalization;
 use utoipa::ToSchema;
 use validator::ValidateEmail;
 
-use crate::{
-    db::entities::users,
-    error::FieldError,
-    infra::clock::from_db,
-};
+use crate::{db::entities::users, error::FieldError, infra::clock::from_db};
 
 /// A user's id (UUID v7).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -46,7 +42,10 @@ impl Email {
         if original.len() > Self::MAX_LEN {
             return Err(invalid("is longer than 254 bytes"));
         }
-        if original.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        if original
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+        {
             return Err(invalid("contains spaces or control characters"));
         }
         if !original.validate_email() {
@@ -71,7 +70,9 @@ impl Email {
 }
 
 /// What a user may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Role {
     /// A buyer.
@@ -130,7 +131,11 @@ impl Locale {
         match tag.split(['-', '_']).next().unwrap_or_default() {
             "ko" => Ok(Self::Ko),
             "en" => Ok(Self::En),
-            _ => Err(FieldError::new("locale", "invalid_locale", "must be `ko` or `en`")),
+            _ => Err(FieldError::new(
+                "locale",
+                "invalid_locale",
+                "must be `ko` or `en`",
+            )),
         }
     }
     /// The stored tag.
@@ -149,10 +154,18 @@ pub fn parse_name(field: &str, raw: &str, max: usize) -> Result<String, FieldErr
         return Err(FieldError::new(field, "required", "must not be empty"));
     }
     if value.chars().count() > max {
-        return Err(FieldError::new(field, "too_long", format!("must be at most {max} characters")));
+        return Err(FieldError::new(
+            field,
+            "too_long",
+            format!("must be at most {max} characters"),
+        ));
     }
     if value.chars().any(char::is_control) {
-        return Err(FieldError::new(field, "invalid_characters", "must not contain control characters"));
+        return Err(FieldError::new(
+            field,
+            "invalid_characters",
+            "must not contain control characters",
+        ));
     }
     Ok(value)
 }
@@ -216,7 +229,14 @@ mod tests {
 
     #[test]
     fn bad_emails_are_refused() {
-        for bad in ["", "no-at-sign", "a@b@c", "nul\0@x.com", "sp ace@x.com", &"a".repeat(300)] {
+        for bad in [
+            "",
+            "no-at-sign",
+            "a@b@c",
+            "nul\0@x.com",
+            "sp ace@x.com",
+            &"a".repeat(300),
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }

@@ -67,7 +67,9 @@ impl PasswordHasher {
             return Err(field("invalid_characters", "must not contain NUL"));
         }
         let lower = password.to_lowercase();
-        if lower == email_normalized || lower == email_normalized.split('@').next().unwrap_or_default() {
+        if lower == email_normalized
+            || lower == email_normalized.split('@').next().unwrap_or_default()
+        {
             return Err(field("same_as_email", "must not be your e-mail address"));
         }
         if self.common.contains(&lower) {
@@ -93,7 +95,11 @@ impl PasswordHasher {
         let hash = stored.unwrap_or_else(|| self.dummy_hash.clone());
         let ok = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)
-                .map(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+                .map(|parsed| {
+                    argon2()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok()
+                })
                 .unwrap_or(false)
         })
         .await
@@ -121,11 +127,29 @@ mod tests {
     async fn hashes_verify_and_wrong_passwords_do_not() {
         let hasher = PasswordHasher::new(&OsRng).expect("hasher");
         let rng: Arc<dyn Rng> = Arc::new(OsRng);
-        let hash = hasher.hash(rng, "correct horse battery".into()).await.expect("hash");
+        let hash = hasher
+            .hash(rng, "correct horse battery".into())
+            .await
+            .expect("hash");
         assert!(hash.starts_with("$argon2id$"));
-        assert!(hasher.verify("correct horse battery".into(), Some(hash.clone())).await.expect("verify"));
-        assert!(!hasher.verify("wrong horse battery".into(), Some(hash)).await.expect("verify"));
-        assert!(!hasher.verify("dummy password for unknown accounts".into(), None).await.expect("verify"));
+        assert!(
+            hasher
+                .verify("correct horse battery".into(), Some(hash.clone()))
+                .await
+                .expect("verify")
+        );
+        assert!(
+            !hasher
+                .verify("wrong horse battery".into(), Some(hash))
+                .await
+                .expect("verify")
+        );
+        assert!(
+            !hasher
+                .verify("dummy password for unknown accounts".into(), None)
+                .await
+                .expect("verify")
+        );
     }
 
     #[test]
@@ -133,8 +157,16 @@ mod tests {
         let hasher = PasswordHasher::new(&OsRng).expect("hasher");
         assert!(hasher.check_policy("short", "a@b.co").is_err());
         assert!(hasher.check_policy("Password123", "a@b.co").is_err());
-        assert!(hasher.check_policy("kim@example.com", "kim@example.com").is_err());
+        assert!(
+            hasher
+                .check_policy("kim@example.com", "kim@example.com")
+                .is_err()
+        );
         assert!(hasher.check_policy(&"x".repeat(129), "a@b.co").is_err());
-        assert!(hasher.check_policy("조용한 바다 위의 달빛", "a@b.co").is_ok());
+        assert!(
+            hasher
+                .check_policy("조용한 바다 위의 달빛", "a@b.co")
+                .is_ok()
+        );
     }
 }

@@ -65,7 +65,17 @@ pub async fn start<C: ConnectionTrait>(
 ) -> AppResult<(String, String)> {
     let family_id = uuid::Uuid::now_v7().to_string();
     let secret = rng::token(rng, 32);
-    insert_token(conn, now, user_id, &family_id, session_kind, method, &secret, meta).await?;
+    insert_token(
+        conn,
+        now,
+        user_id,
+        &family_id,
+        session_kind,
+        method,
+        &secret,
+        meta,
+    )
+    .await?;
     Ok((family_id, secret))
 }
 
@@ -106,7 +116,7 @@ pub enum Rotation {
     /// A new refresh token for the same family.
     Rotated {
         /// The account.
-        user: users::Model,
+        user: Box<users::Model>,
         /// Session family.
         family_id: String,
         /// The new refresh token.
@@ -139,10 +149,15 @@ pub async fn rotate<C: ConnectionTrait>(
     }
     if row.used_at.is_some() {
         revoke_family(conn, now, &row.family_id, reason::REUSE).await?;
-        return Ok(Rotation::Reused { family_id: row.family_id });
+        return Ok(Rotation::Reused {
+            family_id: row.family_id,
+        });
     }
     if from_db(row.expires_at) <= now {
-        return Err(AppError::unauthorized("token_expired", "The refresh token has expired; sign in again."));
+        return Err(AppError::unauthorized(
+            "token_expired",
+            "The refresh token has expired; sign in again.",
+        ));
     }
     // The affected-row count decides: of two concurrent uses, only one rotates.
     let spent = Sessions::update_many()
@@ -154,7 +169,9 @@ pub async fn rotate<C: ConnectionTrait>(
         .await?;
     if spent.rows_affected != 1 {
         revoke_family(conn, now, &row.family_id, reason::REUSE).await?;
-        return Ok(Rotation::Reused { family_id: row.family_id });
+        return Ok(Rotation::Reused {
+            family_id: row.family_id,
+        });
     }
     let user = users::Entity::find_by_id(row.user_id.clone())
         .one(conn)
@@ -162,9 +179,19 @@ pub async fn rotate<C: ConnectionTrait>(
         .filter(|u| u.deleted_at.is_none())
         .ok_or_else(invalid)?;
     let refresh_token = rng::token(rng, 32);
-    insert_token(conn, now, &row.user_id, &row.family_id, kind::REFRESH, &row.auth_method, &refresh_token, meta).await?;
+    insert_token(
+        conn,
+        now,
+        &row.user_id,
+        &row.family_id,
+        kind::REFRESH,
+        &row.auth_method,
+        &refresh_token,
+        meta,
+    )
+    .await?;
     Ok(Rotation::Rotated {
-        user,
+        user: Box::new(user),
         family_id: row.family_id,
         refresh_token,
     })
@@ -188,7 +215,10 @@ pub async fn revoke_family<C: ConnectionTrait>(
 }
 
 /// Families revoked recently enough that their access tokens may still be alive.
-pub async fn recently_revoked(db: &DatabaseConnection, since: OffsetDateTime) -> AppResult<Vec<String>> {
+pub async fn recently_revoked(
+    db: &DatabaseConnection,
+    since: OffsetDateTime,
+) -> AppResult<Vec<String>> {
     let rows: Vec<String> = Sessions::find()
         .select_only()
         .column(Column::FamilyId)
@@ -251,7 +281,9 @@ impl Default for RevokedSessions {
     fn default() -> Self {
         Self(
             Cache::builder()
-                .time_to_live(StdDuration::from_secs(super::tokens::ACCESS_TTL_SECONDS as u64 + 60))
+                .time_to_live(StdDuration::from_secs(
+                    super::tokens::ACCESS_TTL_SECONDS as u64 + 60,
+                ))
                 .build(),
         )
     }

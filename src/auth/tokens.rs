@@ -57,7 +57,14 @@ impl Tokens {
     }
 
     /// Issues an access token for a session.
-    pub fn issue(&self, user_id: &str, sid: &str, role: Role, vip: bool, now: OffsetDateTime) -> AppResult<String> {
+    pub fn issue(
+        &self,
+        user_id: &str,
+        sid: &str,
+        role: Role,
+        vip: bool,
+        now: OffsetDateTime,
+    ) -> AppResult<String> {
         let (kid, key) = self
             .keys
             .signing_key()
@@ -73,7 +80,8 @@ impl Tokens {
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(kid);
-        jsonwebtoken::encode(&header, &claims, &key).map_err(|e| AppError::internal(anyhow::anyhow!(e)))
+        jsonwebtoken::encode(&header, &claims, &key)
+            .map_err(|e| AppError::internal(anyhow::anyhow!(e)))
     }
 
     /// Verifies a token's signature (once per instance) and expiry (against the injected clock).
@@ -88,13 +96,17 @@ impl Tokens {
             }
         };
         if claims.exp <= now.unix_timestamp() {
-            return Err(AppError::unauthorized("token_expired", "The access token has expired; refresh it."));
+            return Err(AppError::unauthorized(
+                "token_expired",
+                "The access token has expired; refresh it.",
+            ));
         }
         Ok(claims)
     }
 
     async fn verify_signature(&self, token: &str, now: OffsetDateTime) -> AppResult<Claims> {
-        let invalid = || AppError::unauthorized("unauthenticated", "The access token is not valid.");
+        let invalid =
+            || AppError::unauthorized("unauthenticated", "The access token is not valid.");
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
         if header.alg != Algorithm::EdDSA {
             return Err(invalid());
@@ -114,7 +126,8 @@ impl Tokens {
         // Expiry is checked against the injected clock by the caller.
         validation.validate_exp = false;
         validation.required_spec_claims = ["exp", "sub"].iter().map(|s| (*s).to_owned()).collect();
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|_| invalid())?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|_| invalid())?;
         Ok(data.claims)
     }
 }

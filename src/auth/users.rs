@@ -1,8 +1,6 @@
 //! User storage.
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use time::OffsetDateTime;
 
 use super::model::{Email, Locale, Role, status};
@@ -33,7 +31,11 @@ pub struct NewUser<'a> {
 }
 
 /// Inserts a user; a duplicate address fails on `ux_users_email_normalized`.
-pub async fn insert<C: ConnectionTrait>(conn: &C, now: OffsetDateTime, new: NewUser<'_>) -> AppResult<users::Model> {
+pub async fn insert<C: ConnectionTrait>(
+    conn: &C,
+    now: OffsetDateTime,
+    new: NewUser<'_>,
+) -> AppResult<users::Model> {
     let model = users::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         email: Set(new.email.as_str().to_owned()),
@@ -58,7 +60,10 @@ pub async fn insert<C: ConnectionTrait>(conn: &C, now: OffsetDateTime, new: NewU
 }
 
 /// A live (not deleted) user by address.
-pub async fn find_by_email<C: ConnectionTrait>(conn: &C, email: &Email) -> AppResult<Option<users::Model>> {
+pub async fn find_by_email<C: ConnectionTrait>(
+    conn: &C,
+    email: &Email,
+) -> AppResult<Option<users::Model>> {
     Ok(Users::find()
         .filter(Column::EmailNormalized.eq(email.normalized()))
         .filter(Column::DeletedAt.is_null())

@@ -7,11 +7,13 @@ use sea_orm_migration::prelude::*;
 pub async fn run(db: &DatabaseConnection) -> anyhow::Result<()> {
     let mysql = db.get_database_backend() == DbBackend::MySql;
     if mysql {
-        db.execute_unprepared("SELECT GET_LOCK('boxoffice_migrate', 60)").await?;
+        db.execute_unprepared("SELECT GET_LOCK('boxoffice_migrate', 60)")
+            .await?;
     }
     let result = Migrator::up(db, None).await;
     if mysql {
-        db.execute_unprepared("SELECT RELEASE_LOCK('boxoffice_migrate')").await?;
+        db.execute_unprepared("SELECT RELEASE_LOCK('boxoffice_migrate')")
+            .await?;
     }
     result.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
 }

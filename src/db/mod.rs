@@ -13,7 +13,10 @@ use sea_orm::{
 use crate::{config::ServiceUrl, error::AppResult};
 
 /// Connects to SQLite or MariaDB/MySQL by URL scheme, tuned as DESIGN.md says.
-pub async fn connect(url: &ServiceUrl, pool_max: Option<u32>) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect(
+    url: &ServiceUrl,
+    pool_max: Option<u32>,
+) -> anyhow::Result<DatabaseConnection> {
     let raw = url.expose();
     let raw = if let Some(rest) = raw.strip_prefix("mariadb://") {
         format!("mysql://{rest}")
@@ -62,7 +65,9 @@ where
     loop {
         attempt += 1;
         let result: AppResult<T> = async {
-            let tx = db.begin_with_options(write_options(db.get_database_backend())).await?;
+            let tx = db
+                .begin_with_options(write_options(db.get_database_backend()))
+                .await?;
             let value = f(&tx).await?;
             tx.commit().await?;
             Ok(value)
@@ -94,9 +99,15 @@ fn write_options(backend: DbBackend) -> TransactionOptions {
 /// Unique indexes by name, with the column list SQLite reports instead of the name.
 const UNIQUE_INDEXES: &[(&str, &str)] = &[
     ("ux_users_email_normalized", "users.email_normalized"),
-    ("ux_user_authorization_token", "user_authorization.refresh_token_hash"),
+    (
+        "ux_user_authorization_token",
+        "user_authorization.refresh_token_hash",
+    ),
     ("ux_signing_keys_active", "signing_keys.active_marker"),
-    ("ux_email_codes_user_purpose", "email_codes.user_id, email_codes.purpose"),
+    (
+        "ux_email_codes_user_purpose",
+        "email_codes.user_id, email_codes.purpose",
+    ),
     ("PRIMARY", "settings.name"),
 ];
 

@@ -17,7 +17,10 @@ pub struct ClientIp(pub IpAddr);
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -64,7 +67,10 @@ mod tests {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("cidr")];
         let proxy: IpAddr = "10.0.0.5".parse().expect("ip");
         let outsider: IpAddr = "203.0.113.9".parse().expect("ip");
-        assert_eq!(resolve(proxy, "198.51.100.7, 10.0.0.6", &trusted), "198.51.100.7".parse::<IpAddr>().expect("ip"));
+        assert_eq!(
+            resolve(proxy, "198.51.100.7, 10.0.0.6", &trusted),
+            "198.51.100.7".parse::<IpAddr>().expect("ip")
+        );
         assert_eq!(resolve(outsider, "198.51.100.7", &trusted), outsider);
         assert_eq!(resolve(proxy, "", &trusted), proxy);
     }

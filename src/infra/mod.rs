@@ -3,7 +3,7 @@
 pub mod bus;
 pub mod clock;
 pub mod mail;
-pub mod redis;
 pub mod metrics;
+pub mod redis;
 pub mod rng;
 pub mod secrets;

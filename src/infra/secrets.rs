@@ -81,7 +81,10 @@ impl Secrets {
 
     /// A keyed hash of a short code: a bare hash of 10^6 values is reversible.
     pub fn hash_code(&self, scope: &str, code: &str) -> String {
-        hex(&hmac(&self.email_code, format!("{scope}\0{code}").as_bytes()))
+        hex(&hmac(
+            &self.email_code,
+            format!("{scope}\0{code}").as_bytes(),
+        ))
     }
 
     /// Encrypts a value for storage (XChaCha20-Poly1305, random nonce).

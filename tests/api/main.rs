@@ -1,1 +1,11 @@
+//! The one integration test binary: every test drives the service over HTTP.
 
+mod cookies;
+mod health;
+mod helpers;
+mod login;
+mod mail;
+mod signup;
+mod tokens;
+mod ugly_inputs;
+mod verify;

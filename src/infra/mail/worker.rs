@@ -142,7 +142,10 @@ impl MailWorker {
                 update
                     .col_expr(Column::Status, Expr::value(final_status))
                     .col_expr(Column::SentAt, Expr::value(Some(to_db(now))))
-                    .col_expr(Column::LockedUntil, Expr::value(Option::<time::PrimitiveDateTime>::None))
+                    .col_expr(
+                        Column::LockedUntil,
+                        Expr::value(Option::<time::PrimitiveDateTime>::None),
+                    )
                     // Codes in the parameters are secrets; once delivered they are not kept.
                     .col_expr(Column::Params, Expr::value("{}"))
                     .exec(&self.db)
@@ -165,7 +168,10 @@ impl MailWorker {
                         Column::NextAttemptAt,
                         Expr::value(to_db(now + time::Duration::seconds(backoff))),
                     )
-                    .col_expr(Column::LockedUntil, Expr::value(Option::<time::PrimitiveDateTime>::None))
+                    .col_expr(
+                        Column::LockedUntil,
+                        Expr::value(Option::<time::PrimitiveDateTime>::None),
+                    )
                     .col_expr(
                         Column::LastError,
                         Expr::value(Some(crate::error::truncate(&e.to_string(), 400))),

@@ -1,0 +1,556 @@
+//! `TestApp`: the service in-process on port 0 with its own database, key prefix, clock
+//! and an SMTP sink, driven over real HTTP.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use boxoffice::{
+    AppState, Application, BuildOptions, Config, config::ServiceUrl, infra::clock::ManualClock,
+};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    net::TcpListener,
+    sync::{Notify, OnceCell},
+};
+
+/// A password that satisfies the policy.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Which storage the tests run on (from `BOXOFFICE_TEST_*`).
+pub fn mysql_base_url() -> Option<String> {
+    std::env::var("BOXOFFICE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+fn redis_url() -> Option<String> {
+    std::env::var("BOXOFFICE_TEST_REDIS_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+static DB_COUNTER: AtomicU32 = AtomicU32::new(0);
+static STALE_DROPPED: OnceCell<()> = OnceCell::const_new();
+
+/// One test's own database, removed when the test ends.
+pub struct TestDb {
+    /// URL the app connects with.
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(PathBuf),
+    Mysql { server: String, name: String },
+}
+
+impl TestDb {
+    /// Creates an empty database (the app migrates it).
+    pub async fn create() -> Self {
+        let n = DB_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        match mysql_base_url() {
+            Some(server) => {
+                let server = server.trim_end_matches('/').to_owned();
+                STALE_DROPPED
+                    .get_or_init(|| drop_stale_databases(server.clone(), pid))
+                    .await;
+                let name = format!("bo_test_{pid}_{n}");
+                let conn = sea_orm::Database::connect(&server)
+                    .await
+                    .expect("connect to the test MariaDB");
+                use sea_orm::ConnectionTrait;
+                conn.execute_unprepared(&format!(
+                    "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                ))
+                .await
+                .expect("create test database");
+                let _ = conn.close().await;
+                Self {
+                    url: format!("{server}/{name}"),
+                    cleanup: Cleanup::Mysql { server, name },
+                }
+            }
+            None => {
+                let dir = std::env::temp_dir().join("boxoffice-tests");
+                std::fs::create_dir_all(&dir).expect("temp dir");
+                let path = dir.join(format!("{pid}-{n}-{}.db", uuid::Uuid::now_v7().simple()));
+                Self {
+                    url: format!("sqlite://{}?mode=rwc", path.display()),
+                    cleanup: Cleanup::Sqlite(path),
+                }
+            }
+        }
+    }
+}
+
+/// Databases of earlier runs (other process ids) are dropped once per run.
+async fn drop_stale_databases(server: String, pid: u32) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let Ok(conn) = sea_orm::Database::connect(&server).await else {
+        return;
+    };
+    let rows = conn
+        .query_all_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT schema_name AS name FROM information_schema.schemata WHERE schema_name LIKE 'bo\\_test\\_%'",
+        ))
+        .await
+        .unwrap_or_default();
+    let own = format!("bo_test_{pid}_");
+    for row in rows {
+        let Ok(name) = row.try_get::<String>("", "name") else {
+            continue;
+        };
+        if !name.starts_with(&own) {
+            let _ = conn
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS `{name}`"))
+                .await;
+        }
+    }
+    let _ = conn.close().await;
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::Sqlite(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Cleanup::Mysql { server, name } => {
+                let (server, name) = (server.clone(), name.clone());
+                // The test's runtime is ending; drop on a thread of our own. A run that exits
+                // first leaves the database to the next run's stale sweep.
+                std::thread::spawn(move || {
+                    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    else {
+                        return;
+                    };
+                    rt.block_on(async {
+                        use sea_orm::ConnectionTrait;
+                        if let Ok(conn) = sea_orm::Database::connect(&server).await {
+                            let _ = conn
+                                .execute_unprepared(&format!("DROP DATABASE IF EXISTS `{name}`"))
+                                .await;
+                            let _ = conn.close().await;
+                        }
+                    });
+                });
+            }
+        }
+    }
+}
+
+/// A mail as the SMTP sink received it.
+#[derive(Clone, Debug)]
+pub struct SentMail {
+    /// Envelope recipients.
+    pub to: Vec<String>,
+    /// Decoded subject.
+    pub subject: String,
+    /// Decoded text part.
+    pub text: String,
+    /// Decoded HTML part.
+    pub html: String,
+}
+
+impl SentMail {
+    /// The first 6-digit number in the text part.
+    pub fn code(&self) -> String {
+        self.text
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|w| w.len() == 6)
+            .expect("mail contains a 6-digit code")
+            .to_owned()
+    }
+}
+
+/// A minimal SMTP server that keeps what it receives.
+#[derive(Clone)]
+pub struct MailSink {
+    /// `smtp://127.0.0.1:PORT`.
+    pub url: String,
+    mails: Arc<Mutex<Vec<SentMail>>>,
+    arrived: Arc<Notify>,
+}
+
+impl MailSink {
+    /// Listens on a free port.
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind SMTP sink");
+        Self::serve(listener)
+    }
+
+    /// Serves SMTP on an already bound listener.
+    pub fn serve(listener: TcpListener) -> Self {
+        let port = listener.local_addr().expect("addr").port();
+        let sink = Self {
+            url: format!("smtp://127.0.0.1:{port}"),
+            mails: Arc::default(),
+            arrived: Arc::new(Notify::new()),
+        };
+        let accepting = sink.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let sink = accepting.clone();
+                tokio::spawn(async move {
+                    let _ = sink.session(stream).await;
+                });
+            }
+        });
+        sink
+    }
+
+    async fn session(&self, stream: tokio::net::TcpStream) -> std::io::Result<()> {
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read);
+        write.write_all(b"220 sink ESMTP\r\n").await?;
+        let mut rcpt = Vec::new();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if lines.read_line(&mut line).await? == 0 {
+                return Ok(());
+            }
+            let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
+            match verb.as_str() {
+                "EHLO" | "HELO" => write.write_all(b"250-sink\r\n250 8BITMIME\r\n").await?,
+                "MAIL" => write.write_all(b"250 OK\r\n").await?,
+                "RCPT" => {
+                    let addr = line
+                        .trim()
+                        .trim_start_matches(|c| c != '<')
+                        .trim_matches(['<', '>'])
+                        .to_owned();
+                    rcpt.push(addr);
+                    write.write_all(b"250 OK\r\n").await?;
+                }
+                "DATA" => {
+                    write.write_all(b"354 go ahead\r\n").await?;
+                    let mut data = Vec::new();
+                    loop {
+                        line.clear();
+                        if lines.read_line(&mut line).await? == 0 {
+                            return Ok(());
+                        }
+                        if line == ".\r\n" || line == ".\n" {
+                            break;
+                        }
+                        let l = line
+                            .strip_prefix('.')
+                            .filter(|_| line.starts_with(".."))
+                            .unwrap_or(&line);
+                        data.extend_from_slice(l.as_bytes());
+                    }
+                    self.store(std::mem::take(&mut rcpt), &data);
+                    write.write_all(b"250 queued\r\n").await?;
+                }
+                "QUIT" => {
+                    write.write_all(b"221 bye\r\n").await?;
+                    return Ok(());
+                }
+                _ => write.write_all(b"250 OK\r\n").await?,
+            }
+        }
+    }
+
+    fn store(&self, to: Vec<String>, raw: &[u8]) {
+        let parsed = mail_parser::MessageParser::default().parse(raw);
+        let mail = match parsed {
+            Some(m) => SentMail {
+                to,
+                subject: m.subject().unwrap_or_default().to_owned(),
+                text: m.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+                html: m.body_html(0).map(|t| t.into_owned()).unwrap_or_default(),
+            },
+            None => SentMail {
+                to,
+                subject: String::new(),
+                text: String::from_utf8_lossy(raw).into_owned(),
+                html: String::new(),
+            },
+        };
+        self.mails.lock().expect("sink lock").push(mail);
+        self.arrived.notify_waiters();
+    }
+
+    /// Every mail received so far.
+    pub fn all(&self) -> Vec<SentMail> {
+        self.mails.lock().expect("sink lock").clone()
+    }
+
+    /// Mails received for an address (case-insensitive).
+    pub fn to(&self, address: &str) -> Vec<SentMail> {
+        self.all()
+            .into_iter()
+            .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(address)))
+            .collect()
+    }
+
+    /// Waits (with a deadline, not a sleep) until `count` mails for the address arrived.
+    pub async fn wait_for(&self, address: &str, count: usize) -> Vec<SentMail> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let notified = self.arrived.notified();
+            let mails = self.to(address);
+            if mails.len() >= count {
+                return mails;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!(
+                    "expected {count} mail(s) for {address}, got {}",
+                    self.to(address).len()
+                );
+            }
+        }
+    }
+}
+
+/// A verified user with a token pair.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    /// Address.
+    pub email: String,
+    /// Access token.
+    pub access_token: String,
+    /// Refresh token.
+    pub refresh_token: String,
+}
+
+/// Options for [`TestApp::spawn_with`].
+pub struct Spawn {
+    /// SMTP URL; a fresh sink when `None`.
+    pub smtp_url: Option<String>,
+    /// Adjusts the configuration.
+    pub configure: fn(&mut Config),
+}
+
+impl Default for Spawn {
+    fn default() -> Self {
+        Self {
+            smtp_url: None,
+            configure: |_| {},
+        }
+    }
+}
+
+/// The service under test.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Client without cookies.
+    pub client: reqwest::Client,
+    /// The injected clock.
+    pub clock: Arc<ManualClock>,
+    /// Where mail goes.
+    pub mail: MailSink,
+    /// The app's state (database, services).
+    pub state: AppState,
+    _db: TestDb,
+}
+
+impl TestApp {
+    /// Starts an app on the backends chosen by the environment.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Spawn::default()).await
+    }
+
+    /// Starts an app with options.
+    pub async fn spawn_with(options: Spawn) -> Self {
+        let db = TestDb::create().await;
+        let mail = MailSink::start().await;
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            database_url: ServiceUrl::parse(&db.url).expect("db url"),
+            smtp_url: Some(
+                ServiceUrl::parse(options.smtp_url.as_deref().unwrap_or(&mail.url))
+                    .expect("smtp url"),
+            ),
+            redis_url: redis_url().map(|u| ServiceUrl::parse(&u).expect("redis url")),
+            database_pool_max: Some(5),
+            ..Config::default()
+        };
+        (options.configure)(&mut config);
+        let clock = Arc::new(ManualClock::starting_now());
+        let app = Application::build(
+            config,
+            BuildOptions {
+                clock: clock.clone(),
+                key_prefix: format!("bo_test:{}:", uuid::Uuid::now_v7().simple()),
+                ..BuildOptions::default()
+            },
+        )
+        .await
+        .expect("app builds");
+        let port = app.local_addr().expect("addr").port();
+        let state = app.state().clone();
+        tokio::spawn(app.run_until(std::future::pending()));
+        Self {
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            clock,
+            mail,
+            state,
+            _db: db,
+        }
+    }
+
+    /// Full URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `GET` without credentials.
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// `GET` with a Bearer token.
+    pub async fn get_as(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// `POST` JSON without credentials.
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// `POST` JSON with a Bearer token.
+    pub async fn post_as(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// `POST` a raw body with a content type.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        self.client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Signs up (expects 201).
+    pub async fn signup(&self, email: &str) -> Value {
+        let response = self
+            .post(
+                "/auth/signup",
+                &json!({"email": email, "password": PASSWORD, "name": "김민지"}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED, "signup of {email}");
+        response.json().await.expect("json")
+    }
+
+    /// Signs up and verifies with the mailed code.
+    pub async fn signup_verified(&self, email: &str) {
+        self.signup(email).await;
+        let code = self.mail.wait_for(email, 1).await[0].code();
+        let response = self
+            .post("/auth/verify-email", &json!({"email": email, "code": code}))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "verification of {email}");
+    }
+
+    /// Signs in (expects 200) and returns the token pair.
+    pub async fn login(&self, email: &str) -> (String, String) {
+        let response = self
+            .post(
+                "/auth/login",
+                &json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "login of {email}");
+        let body: Value = response.json().await.expect("json");
+        (
+            body["access_token"]
+                .as_str()
+                .expect("access token")
+                .to_owned(),
+            body["refresh_token"]
+                .as_str()
+                .expect("refresh token")
+                .to_owned(),
+        )
+    }
+
+    /// A fresh verified, signed-in user.
+    pub async fn user(&self) -> TestUser {
+        let email = format!("user-{}@example.com", uuid::Uuid::now_v7().simple());
+        self.signup_verified(&email).await;
+        let (access_token, refresh_token) = self.login(&email).await;
+        TestUser {
+            email,
+            access_token,
+            refresh_token,
+        }
+    }
+}
+
+/// Asserts a problem+json answer with the given status and code; returns the body.
+pub async fn assert_problem(response: Response, status: StatusCode, code: &str) -> Value {
+    let actual = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body: Value = response.json().await.expect("problem body is JSON");
+    assert_eq!(actual, status, "status; body: {body}");
+    assert_eq!(
+        content_type, "application/problem+json",
+        "content type; body: {body}"
+    );
+    assert_eq!(body["code"], code, "code; body: {body}");
+    assert_eq!(
+        body["status"],
+        status.as_u16(),
+        "status field; body: {body}"
+    );
+    assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
+    body
+}
