@@ -179,7 +179,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
-    tracing::info!(?config, "starting");
+    tracing::info!(
+        listen = %config.listen,
+        public_url = %config.public_url,
+        database = %config.database_url,
+        redis = ?config.redis_url.as_ref().map(ToString::to_string),
+        smtp = ?config.smtp_url.as_ref().map(ToString::to_string),
+        demo,
+        "starting"
+    );
     let app = Application::build(
         config,
         BuildOptions {

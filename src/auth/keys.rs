@@ -67,7 +67,12 @@ enum Source {
 pub struct KeyRing {
     set: RwLock<Arc<KeySet>>,
     source: Source,
+    last_forced_reload: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// Tokens with unknown `kid`s trigger at most one reload per this interval, so forged
+/// tokens cannot turn into database load.
+const FORCED_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl KeyRing {
     /// Loads keys from `JWT_KEY_FILE`.
@@ -81,6 +86,7 @@ impl KeyRing {
         Ok(Self {
             set: RwLock::new(Arc::new(set)),
             source: Source::File,
+            last_forced_reload: std::sync::Mutex::new(None),
         })
     }
 
@@ -95,6 +101,7 @@ impl KeyRing {
         let ring = Self {
             set: RwLock::new(Arc::new(build_set(Vec::new())?)),
             source: Source::Database { db, secrets },
+            last_forced_reload: std::sync::Mutex::new(None),
         };
         ring.reload(now).await?;
         Ok(ring)
@@ -131,6 +138,21 @@ impl KeyRing {
         let set = build_set(keys)?;
         *self.set.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
         Ok(())
+    }
+
+    /// Reloads because a token named an unknown key, unless that happened moments ago.
+    pub async fn reload_for_unknown_kid(&self, now: OffsetDateTime) -> anyhow::Result<()> {
+        {
+            let mut last = self
+                .last_forced_reload
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < FORCED_RELOAD_INTERVAL) {
+                return Ok(());
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        self.reload(now).await
     }
 
     /// The key new tokens are signed with.

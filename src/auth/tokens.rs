@@ -116,7 +116,7 @@ impl Tokens {
             Some(key) => key,
             None => {
                 // A key rotated in on another instance: reload once before refusing.
-                if let Err(e) = self.keys.reload(now).await {
+                if let Err(e) = self.keys.reload_for_unknown_kid(now).await {
                     tracing::warn!(error = %e, "key reload failed");
                 }
                 self.keys.verifying_key(&kid).ok_or_else(invalid)?

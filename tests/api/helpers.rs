@@ -371,7 +371,11 @@ impl TestApp {
 
     /// Starts an app with options.
     pub async fn spawn_with(options: Spawn) -> Self {
-        let db = TestDb::create().await;
+        Self::spawn_on(TestDb::create().await, options).await
+    }
+
+    /// Starts an app on a database prepared by the test.
+    pub async fn spawn_on(db: TestDb, options: Spawn) -> Self {
         let mail = MailSink::start().await;
         let mut config = Config {
             listen: "127.0.0.1:0".parse().expect("addr"),

@@ -1,5 +1,6 @@
 //! The one integration test binary: every test drives the service over HTTP.
 
+mod cli;
 mod cookies;
 mod health;
 mod helpers;
