@@ -90,6 +90,9 @@ pub struct BuildOptions {
     pub key_prefix: String,
     /// Demo mode.
     pub demo: bool,
+    /// An in-process bus shared with other instances in this process (tests of
+    /// several instances without Redis); ignored when Redis is configured.
+    pub shared_bus: Option<Bus>,
 }
 
 impl Default for BuildOptions {
@@ -99,6 +102,7 @@ impl Default for BuildOptions {
             rng: Arc::new(OsRng),
             key_prefix: "bo:".into(),
             demo: false,
+            shared_bus: None,
         }
     }
 }
@@ -153,7 +157,7 @@ impl Application {
 /// Connects to everything and starts the background tasks.
 pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Result<AppState> {
     let db = db::connect(&config.database_url, config.database_pool_max).await?;
-    db::migration::run(&db).await?;
+    db::migration::run(&db, &config.database_url).await?;
     let now = options.clock.now();
     let master = load_secret_key(&config, &db, options.rng.as_ref(), now).await?;
     let secrets = Arc::new(Secrets::derive(&master));
@@ -167,9 +171,10 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         Some(url) => Some(RedisHandle::connect(url, &options.key_prefix).await?),
         None => None,
     };
-    let bus = match &redis {
-        Some(handle) => Bus::redis(handle.clone()),
-        None => Bus::memory(),
+    let bus = match (&redis, options.shared_bus) {
+        (Some(handle), _) => Bus::redis(handle.clone()),
+        (None, Some(shared)) => shared,
+        (None, None) => Bus::memory(),
     };
     let revoked = RevokedSessions::default();
     let since = now - time::Duration::seconds(ACCESS_TTL_SECONDS + 60);

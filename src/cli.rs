@@ -144,7 +144,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve { demo } => serve(config, demo).await,
         Command::Migrate => {
             let db = db::connect(&config.database_url, config.database_pool_max).await?;
-            db::migration::run(&db).await?;
+            db::migration::run(&db, &config.database_url).await?;
             println!("migrations applied");
             Ok(())
         }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod infra;
 pub mod openapi;
+pub mod security;
 
 pub use app::{AppState, Application, BuildOptions};
 pub use config::Config;

@@ -3,18 +3,24 @@
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 use sea_orm_migration::prelude::*;
 
-/// Runs every pending migration (serialised across instances on MariaDB by a named lock).
-pub async fn run(db: &DatabaseConnection) -> anyhow::Result<()> {
-    let mysql = db.get_database_backend() == DbBackend::MySql;
-    if mysql {
-        db.execute_unprepared("SELECT GET_LOCK('boxoffice_migrate', 60)")
-            .await?;
+/// Runs every pending migration. On MariaDB, instances starting together are serialised by a
+/// named lock per database, taken and released on one dedicated connection (a named lock belongs
+/// to the connection that took it, so a pool must not be used for it).
+pub async fn run(db: &DatabaseConnection, url: &crate::config::ServiceUrl) -> anyhow::Result<()> {
+    if db.get_database_backend() != DbBackend::MySql {
+        return Migrator::up(db, None)
+            .await
+            .map_err(|e| anyhow::anyhow!("migration failed: {e}"));
     }
-    let result = Migrator::up(db, None).await;
-    if mysql {
-        db.execute_unprepared("SELECT RELEASE_LOCK('boxoffice_migrate')")
-            .await?;
-    }
+    let single = super::connect(url, Some(1)).await?;
+    single
+        .execute_unprepared("SELECT GET_LOCK(CONCAT('boxoffice_migrate:', DATABASE()), 60)")
+        .await?;
+    let result = Migrator::up(&single, None).await;
+    single
+        .execute_unprepared("SELECT RELEASE_LOCK(CONCAT('boxoffice_migrate:', DATABASE()))")
+        .await?;
+    let _ = single.close().await;
     result.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
 }
 
@@ -23,7 +29,7 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Foundation)]
+        vec![Box::new(Foundation), Box::new(Security)]
     }
 }
 
@@ -173,5 +179,62 @@ const FOUNDATION: &[&str] = &[
 impl MigrationTrait for Foundation {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         apply(manager, FOUNDATION).await
+    }
+}
+
+/// Sign-in attempts, IP blocks and security events.
+struct Security;
+
+impl MigrationName for Security {
+    fn name(&self) -> &str {
+        "m0002_security"
+    }
+}
+
+const SECURITY: &[&str] = &[
+    "CREATE TABLE login_attempts (
+        id {id} NOT NULL PRIMARY KEY,
+        user_id {id} NULL,
+        email_normalized VARCHAR(255){bin} NULL,
+        ip VARCHAR(45) NULL,
+        ip_prefix VARCHAR(45) NULL,
+        user_agent VARCHAR(512) NULL,
+        method VARCHAR(32) NOT NULL,
+        result VARCHAR(32) NOT NULL,
+        created_at {ts} NOT NULL
+    ){engine}",
+    "CREATE INDEX ix_login_attempts_user ON login_attempts (user_id, created_at)",
+    "CREATE INDEX ix_login_attempts_ip ON login_attempts (ip, created_at)",
+    "CREATE INDEX ix_login_attempts_prefix ON login_attempts (user_id, ip_prefix, result)",
+    "CREATE INDEX ix_login_attempts_email ON login_attempts (email_normalized, created_at)",
+    "CREATE TABLE ip_blocks (
+        id {id} NOT NULL PRIMARY KEY,
+        cidr VARCHAR(64) NOT NULL,
+        reason VARCHAR(255) NOT NULL,
+        source VARCHAR(16) NOT NULL,
+        created_by {id} NULL,
+        created_at {ts} NOT NULL,
+        expires_at {ts} NULL,
+        deleted_at {ts} NULL
+    ){engine}",
+    "CREATE INDEX ix_ip_blocks_live ON ip_blocks (deleted_at, expires_at)",
+    "CREATE TABLE security_events (
+        id {id} NOT NULL PRIMARY KEY,
+        kind VARCHAR(48) NOT NULL,
+        severity VARCHAR(16) NOT NULL,
+        user_id {id} NULL,
+        ip VARCHAR(45) NULL,
+        detail TEXT NULL,
+        created_at {ts} NOT NULL
+    ){engine}",
+    "CREATE INDEX ix_security_events_time ON security_events (created_at)",
+    "CREATE INDEX ix_security_events_kind ON security_events (kind, created_at)",
+    "CREATE INDEX ix_security_events_user ON security_events (user_id, created_at)",
+];
+
+#[async_trait::async_trait]
+impl MigrationTrait for Security {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        apply(manager, SECURITY).await
     }
 }

@@ -39,7 +39,7 @@ pub async fn connect(
             });
     } else {
         opts.max_connections(pool_max.unwrap_or(32))
-            .min_connections(2)
+            .min_connections(1)
             .map_sqlx_mysql_opts(|o| o.charset("utf8mb4").timezone(Some("+00:00".into())));
     }
     let db = Database::connect(opts)

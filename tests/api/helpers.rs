@@ -360,7 +360,8 @@ pub struct TestApp {
     pub mail: MailSink,
     /// The app's state (database, services).
     pub state: AppState,
-    _db: TestDb,
+    db: Arc<TestDb>,
+    key_prefix: String,
 }
 
 impl TestApp {
@@ -376,6 +377,32 @@ impl TestApp {
 
     /// Starts an app on a database prepared by the test.
     pub async fn spawn_on(db: TestDb, options: Spawn) -> Self {
+        let key_prefix = format!("bo_test:{}:", uuid::Uuid::now_v7().simple());
+        let clock = Arc::new(ManualClock::starting_now());
+        Self::start(Arc::new(db), key_prefix, clock, None, options).await
+    }
+
+    /// A second instance over the same database, Redis prefix and clock (scale-out tests).
+    /// Without Redis the two share the in-process bus, standing in for Redis pub/sub.
+    pub async fn spawn_peer(&self) -> Self {
+        let bus = Some(self.state.bus.clone());
+        Self::start(
+            self.db.clone(),
+            self.key_prefix.clone(),
+            self.clock.clone(),
+            bus,
+            Spawn::default(),
+        )
+        .await
+    }
+
+    async fn start(
+        db: Arc<TestDb>,
+        key_prefix: String,
+        clock: Arc<ManualClock>,
+        shared_bus: Option<boxoffice::infra::bus::Bus>,
+        options: Spawn,
+    ) -> Self {
         let mail = MailSink::start().await;
         let mut config = Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
@@ -389,12 +416,12 @@ impl TestApp {
             ..Config::default()
         };
         (options.configure)(&mut config);
-        let clock = Arc::new(ManualClock::starting_now());
         let app = Application::build(
             config,
             BuildOptions {
                 clock: clock.clone(),
-                key_prefix: format!("bo_test:{}:", uuid::Uuid::now_v7().simple()),
+                key_prefix: key_prefix.clone(),
+                shared_bus,
                 ..BuildOptions::default()
             },
         )
@@ -412,7 +439,8 @@ impl TestApp {
             clock,
             mail,
             state,
-            _db: db,
+            db,
+            key_prefix,
         }
     }
 
@@ -519,6 +547,55 @@ impl TestApp {
                 .expect("refresh token")
                 .to_owned(),
         )
+    }
+
+    /// A verified, signed-in account with the given role, created directly in the database.
+    pub async fn user_with_role(&self, role: boxoffice::auth::model::Role) -> TestUser {
+        let email = format!(
+            "{}-{}@example.com",
+            role.as_str().to_lowercase(),
+            uuid::Uuid::now_v7().simple()
+        );
+        let parsed = boxoffice::auth::model::Email::parse(&email).expect("email");
+        let hash = self
+            .state
+            .passwords
+            .hash(self.state.rng.clone(), PASSWORD.to_owned())
+            .await
+            .expect("hash");
+        boxoffice::auth::users::insert(
+            &self.state.db,
+            self.state.clock.now(),
+            boxoffice::auth::users::NewUser {
+                email: &parsed,
+                password_hash: Some(hash),
+                name: Some(format!("{} 테스트", role.as_str())),
+                nickname: None,
+                locale: boxoffice::auth::model::Locale::Ko,
+                role,
+                vip: false,
+                verified: true,
+            },
+        )
+        .await
+        .expect("insert user");
+        let (access_token, refresh_token) = self.login(&email).await;
+        TestUser {
+            email,
+            access_token,
+            refresh_token,
+        }
+    }
+
+    /// A verified, signed-in administrator.
+    pub async fn admin(&self) -> TestUser {
+        self.user_with_role(boxoffice::auth::model::Role::Admin)
+            .await
+    }
+
+    /// Whether the tests run on MariaDB + Redis (shared pub/sub between instances).
+    pub fn shared_backends() -> bool {
+        mysql_base_url().is_some() && redis_url().is_some()
     }
 
     /// A fresh verified, signed-in user.

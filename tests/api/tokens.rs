@@ -303,3 +303,32 @@ async fn rotated_keys_are_published_first_and_sign_after_five_minutes() {
         "old tokens still verify"
     );
 }
+
+#[tokio::test]
+async fn a_session_ended_on_one_instance_is_refused_at_once_by_another() {
+    let first = TestApp::spawn().await;
+    let second = first.spawn_peer().await;
+    let user = first.user().await;
+    assert_eq!(
+        second.get_as("/auth/me", &user.access_token).await.status(),
+        StatusCode::OK,
+        "peer has cached the token"
+    );
+    let logout = first
+        .post_as("/auth/logout", &user.access_token, &json!({}))
+        .await;
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    // Pub/sub delivery is asynchronous: poll with a deadline rather than sleep.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let status = second.get_as("/auth/me", &user.access_token).await.status();
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "second instance still accepts the session"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -1,0 +1,3 @@
+//! Security monitoring: events for administrators.
+
+pub mod events;
