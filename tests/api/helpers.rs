@@ -550,6 +550,7 @@ impl TestApp {
     }
 
     /// A verified, signed-in account with the given role, created directly in the database.
+    #[allow(dead_code)]
     pub async fn user_with_role(&self, role: boxoffice::auth::model::Role) -> TestUser {
         let email = format!(
             "{}-{}@example.com",
@@ -588,12 +589,14 @@ impl TestApp {
     }
 
     /// A verified, signed-in administrator.
+    #[allow(dead_code)]
     pub async fn admin(&self) -> TestUser {
         self.user_with_role(boxoffice::auth::model::Role::Admin)
             .await
     }
 
     /// Whether the tests run on MariaDB + Redis (shared pub/sub between instances).
+    #[allow(dead_code)]
     pub fn shared_backends() -> bool {
         mysql_base_url().is_some() && redis_url().is_some()
     }
