@@ -15,6 +15,7 @@ use tower_http::{
 
 use crate::{
     auth::{
+        deletion::LiveOrders,
         keys::KeyRing,
         password::PasswordHasher,
         sessions::{self, CookieSession, RevokedSessions},
@@ -78,6 +79,8 @@ pub struct App {
     pub trusted_proxies: Vec<IpNet>,
     /// Demo mode (`serve --demo`).
     pub demo: bool,
+    /// Asks the orders module whether an account may be deleted.
+    pub live_orders: Arc<dyn LiveOrders>,
 }
 
 /// What differs between a real start and a test: time, randomness, key prefix.
@@ -93,6 +96,8 @@ pub struct BuildOptions {
     /// An in-process bus shared with other instances in this process (tests of
     /// several instances without Redis); ignored when Redis is configured.
     pub shared_bus: Option<Bus>,
+    /// Replaces the live-orders hook (tests).
+    pub live_orders: Option<Arc<dyn LiveOrders>>,
 }
 
 impl Default for BuildOptions {
@@ -103,6 +108,7 @@ impl Default for BuildOptions {
             key_prefix: "bo:".into(),
             demo: false,
             shared_bus: None,
+            live_orders: None,
         }
     }
 }
@@ -213,6 +219,9 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         mail_wake: mail_wake.clone(),
         trusted_proxies,
         demo: options.demo,
+        live_orders: options
+            .live_orders
+            .unwrap_or_else(crate::auth::deletion::default_hook),
     }));
     tokio::spawn(
         MailWorker {

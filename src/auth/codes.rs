@@ -25,6 +25,8 @@ use crate::{
 pub enum Purpose {
     /// Ownership of the sign-up address.
     VerifyEmail,
+    /// Permission to set a new password.
+    PasswordReset,
 }
 
 impl Purpose {
@@ -32,14 +34,29 @@ impl Purpose {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::VerifyEmail => "VERIFY_EMAIL",
+            Self::PasswordReset => "PASSWORD_RESET",
         }
     }
     /// How long a code is valid.
     pub fn ttl(self) -> Duration {
         match self {
             Self::VerifyEmail => Duration::minutes(5),
+            Self::PasswordReset => Duration::minutes(30),
         }
     }
+}
+
+/// Checks the shape of a presented code: exactly six ASCII digits.
+pub fn parse(code: &str) -> AppResult<&str> {
+    let code = code.trim();
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(AppError::invalid_field(
+            "code",
+            "invalid_format",
+            "must be 6 digits",
+        ));
+    }
+    Ok(code)
 }
 
 /// Wrong tries allowed before a code is dead.

@@ -6,7 +6,9 @@ use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use time::OffsetDateTime;
 
 use super::{
+    attempts::{self, Attempt},
     codes::{self, Check, Purpose},
+    lockout::{self, Reservation},
     model::{Email, Locale, Role, parse_name},
     sessions::{self, ClientMeta, Rotation},
     users::{self, NewUser},
@@ -24,6 +26,7 @@ use crate::{
         mail::{self, Mail, MailLocale},
         metrics,
     },
+    security::events::{self, EventKind, Severity},
 };
 
 /// A validated sign-up.
@@ -191,14 +194,7 @@ pub async fn verify_email(
 ) -> AppResult<user_rows::Model> {
     let invalid = || AppError::bad_request("invalid_code", "The code is not valid.");
     let email = Email::parse(email).map_err(|e| AppError::validation(vec![e]))?;
-    let code = code.trim();
-    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(AppError::invalid_field(
-            "code",
-            "invalid_format",
-            "must be 6 digits",
-        ));
-    }
+    let code = codes::parse(code)?;
     let user = users::find_by_email(&state.db, &email)
         .await?
         .ok_or_else(invalid)?;
@@ -325,38 +321,164 @@ pub struct SignedIn {
 }
 
 /// Checks the password (a dummy hash for unknown addresses, so both take as long) and
-/// starts a session.
+/// starts a session. Every attempt is recorded; an attempt is reserved on the account before
+/// hashing, so a locked account costs no hash.
 pub async fn login(
     state: &AppState,
     email: &str,
     password: String,
     delivery: Delivery,
     meta: ClientMeta,
+    ip: IpAddr,
 ) -> AppResult<SignedIn> {
-    let invalid = || {
-        AppError::unauthorized(
-            "invalid_credentials",
-            "The e-mail address or password is wrong.",
-        )
-    };
-    let email = Email::parse(email).ok();
-    let user = match &email {
+    let now = state.clock.now();
+    let parsed = Email::parse(email).ok();
+    let user = match &parsed {
         Some(email) => users::find_by_email(&state.db, email).await?,
         None => None,
     };
+    let attempt = |result: &'static str| Attempt {
+        user_id: user.as_ref().map(|u| u.id.as_str()),
+        email_normalized: parsed.as_ref().map(|e| e.normalized()),
+        ip,
+        user_agent: meta.user_agent.as_deref(),
+        method: attempts::method::PASSWORD,
+        result,
+    };
+    if let Some(account) = &user
+        && let Reservation::Refused { until } = lockout::reserve(&state.db, account, now).await?
+    {
+        attempts::record(&state.db, now, &attempt(attempts::result::ACCOUNT_LOCKED)).await?;
+        metrics::login("account_locked");
+        return Err(account_locked(now, until));
+    }
     let stored = user.as_ref().and_then(|u| u.password.clone());
     let ok = state.passwords.verify(password, stored).await?;
-    let Some(user) = user.filter(|_| ok) else {
+    let Some(account) = user.as_ref().filter(|_| ok) else {
+        attempts::record(
+            &state.db,
+            now,
+            &attempt(attempts::result::INVALID_CREDENTIALS),
+        )
+        .await?;
         metrics::login("invalid_credentials");
-        return Err(invalid());
+        if let Some(account) = &user {
+            lock_after_failures(state, account, now, ip).await?;
+        }
+        attempts::detect_after_failure(
+            state,
+            now,
+            ip,
+            parsed.as_ref().map(|e| e.normalized()),
+            user.as_ref().map(|u| u.id.as_str()),
+        )
+        .await?;
+        return Err(AppError::unauthorized(
+            "invalid_credentials",
+            "The e-mail address or password is wrong.",
+        ));
     };
-    if user.email_verified_at.is_none() {
+    if account.email_verified_at.is_none() {
+        attempts::record(
+            &state.db,
+            now,
+            &attempt(attempts::result::EMAIL_NOT_VERIFIED),
+        )
+        .await?;
         metrics::login("email_not_verified");
         return Err(AppError::forbidden(
             "email_not_verified",
             "Confirm your e-mail address first; we sent you a code.",
         ));
     }
+    let (new_network, new_device) =
+        attempts::novelty(&state.db, &account.id, ip, meta.user_agent.as_deref()).await?;
+    let signed_in = start_session(
+        state,
+        account,
+        delivery,
+        attempts::method::PASSWORD,
+        &meta,
+        ip,
+        new_network || new_device,
+    )
+    .await?;
+    attempts::record(&state.db, now, &attempt(attempts::result::SUCCESS)).await?;
+    if new_network {
+        let ip_text = ip.to_string();
+        events::record(
+            &state.db,
+            now,
+            EventKind::NewIpPrefix,
+            Severity::Low,
+            Some(&account.id),
+            Some(&ip_text),
+            serde_json::json!({"prefix": attempts::ip_prefix(ip)}),
+        )
+        .await?;
+    }
+    metrics::login("success");
+    Ok(signed_in)
+}
+
+fn account_locked(now: OffsetDateTime, until: OffsetDateTime) -> AppError {
+    AppError::too_many(
+        "account_locked",
+        "Too many wrong passwords: this account is locked for a while. Resetting the password unlocks it.",
+        lockout::retry_after(now, until),
+    )
+}
+
+/// Locks the account when this failure used up its window; mails the owner once.
+async fn lock_after_failures(
+    state: &AppState,
+    account: &user_rows::Model,
+    now: OffsetDateTime,
+    ip: IpAddr,
+) -> AppResult<()> {
+    let locked = db::write_tx(&state.db, |tx| {
+        let account = account.clone();
+        Box::pin(async move {
+            if !lockout::lock_if_exhausted(tx, &account.id, now).await? {
+                return Ok(false);
+            }
+            let mail = Mail::AccountLocked {
+                name: account.name.clone().unwrap_or_default(),
+                minutes: lockout::LOCK.whole_minutes() as u32,
+            };
+            mail::enqueue(tx, now, &account.email, MailLocale::from_tag(&account.locale), &mail).await?;
+            let ip_text = ip.to_string();
+            events::record(
+                tx,
+                now,
+                EventKind::AccountLocked,
+                Severity::Medium,
+                Some(&account.id),
+                Some(&ip_text),
+                serde_json::json!({"failures": lockout::MAX_FAILURES, "lock_minutes": lockout::LOCK.whole_minutes()}),
+            )
+            .await?;
+            Ok(true)
+        })
+    })
+    .await?;
+    if locked {
+        state.mail_wake.notify_one();
+    }
+    Ok(())
+}
+
+/// Starts a session for a user who proved who they are (any method); clears failed attempts and,
+/// when asked, alerts the owner about a new device or network.
+pub async fn start_session(
+    state: &AppState,
+    account: &user_rows::Model,
+    delivery: Delivery,
+    method: &'static str,
+    meta: &ClientMeta,
+    ip: IpAddr,
+    alert: bool,
+) -> AppResult<SignedIn> {
     let now = state.clock.now();
     let kind = match delivery {
         Delivery::Tokens => sessions::kind::REFRESH,
@@ -364,32 +486,53 @@ pub async fn login(
     };
     let (family_id, secret) = db::write_tx(&state.db, |tx| {
         let state = state.clone();
-        let (user_id, meta) = (user.id.clone(), meta.clone());
+        let (account, meta) = (account.clone(), meta.clone());
         Box::pin(async move {
             let started = sessions::start(
                 tx,
                 state.rng.as_ref(),
                 now,
-                &user_id,
+                &account.id,
                 kind,
-                "PASSWORD",
+                method,
                 &meta,
             )
             .await?;
             user_rows::ActiveModel {
-                id: Set(user_id.clone()),
+                id: Set(account.id.clone()),
                 last_login_at: Set(Some(to_db(now))),
                 ..Default::default()
             }
             .update(tx)
             .await?;
+            lockout::clear(tx, &account.id).await?;
+            if alert {
+                let mail = Mail::NewSignIn {
+                    name: account.name.clone().unwrap_or_default(),
+                    ip: ip.to_string(),
+                    device: super::device::describe(meta.user_agent.as_deref()),
+                    at: now
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default(),
+                };
+                mail::enqueue(
+                    tx,
+                    now,
+                    &account.email,
+                    MailLocale::from_tag(&account.locale),
+                    &mail,
+                )
+                .await?;
+            }
             Ok(started)
         })
     })
     .await?;
-    metrics::login("success");
+    if alert {
+        state.mail_wake.notify_one();
+    }
     Ok(SignedIn {
-        user,
+        user: account.clone(),
         family_id,
         secret,
     })
@@ -440,7 +583,7 @@ pub async fn logout(state: &AppState, family_id: &str) -> AppResult<()> {
     Ok(())
 }
 
-async fn announce_revocation(state: &AppState, family_id: &str) {
+pub async fn announce_revocation(state: &AppState, family_id: &str) {
     state.revoked.insert(family_id);
     if let Err(e) = state.bus.publish(bus::SESSION_REVOKED, family_id).await {
         // Other instances still learn it within the access-token lifetime at the latest.

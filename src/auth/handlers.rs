@@ -169,7 +169,7 @@ pub async fn login(
         }
     };
     let meta = client_meta(ip, &headers);
-    let signed_in = flows::login(&state, &req.email, req.password, delivery, meta).await?;
+    let signed_in = flows::login(&state, &req.email, req.password, delivery, meta, ip).await?;
     Ok(match delivery {
         Delivery::Tokens => ApiJson(TokenPair {
             access_token: flows::access_token(&state, &signed_in)?,

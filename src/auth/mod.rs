@@ -1,12 +1,18 @@
 //! Accounts: sign-up, verification, sign-in, tokens, browser sessions.
 
+pub mod account_handlers;
+pub mod attempts;
 pub mod codes;
+pub mod deletion;
+pub mod device;
 pub mod extract;
 pub mod flows;
 pub mod handlers;
 pub mod keys;
+pub mod lockout;
 pub mod model;
 pub mod password;
+pub mod recovery;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
@@ -26,6 +32,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::login))
         .routes(routes!(handlers::refresh))
         .routes(routes!(handlers::logout))
-        .routes(routes!(handlers::me, handlers::update_me))
+        .routes(routes!(
+            handlers::me,
+            handlers::update_me,
+            account_handlers::delete_me
+        ))
+        .routes(routes!(account_handlers::forgot_password))
+        .routes(routes!(account_handlers::reset_password))
+        .routes(routes!(account_handlers::change_password))
+        .routes(routes!(account_handlers::list_sessions))
+        .routes(routes!(account_handlers::delete_session))
+        .routes(routes!(account_handlers::revoke_other_sessions))
+        .routes(routes!(account_handlers::login_history))
         .routes(routes!(handlers::jwks))
 }

@@ -6,7 +6,7 @@ use std::time::Duration as StdDuration;
 use moka::sync::Cache;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QuerySelect, Set, sea_query::Expr,
+    QueryOrder, QuerySelect, Set, sea_query::Expr,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -298,4 +298,101 @@ impl RevokedSessions {
     pub fn contains(&self, family_id: &str) -> bool {
         self.0.contains_key(family_id)
     }
+}
+
+/// A live session as its owner sees it.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    /// Session id (the family id).
+    pub id: String,
+    /// Browser and system, from the user agent.
+    pub device: String,
+    /// Client address at the last sign-in or refresh.
+    pub ip: Option<String>,
+    /// `User-Agent` at the last sign-in or refresh.
+    pub user_agent: Option<String>,
+    /// `REFRESH` (API) or `COOKIE` (browser).
+    pub kind: String,
+    /// How the user signed in.
+    pub method: String,
+    /// Sign-in time.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// Last sign-in or refresh.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_used_at: OffsetDateTime,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+/// The user's live sessions, most recently used first.
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
+    now: OffsetDateTime,
+    user_id: &str,
+    current: &str,
+) -> AppResult<Vec<SessionView>> {
+    // One unspent, unrevoked row per live family: the current refresh token or the cookie.
+    let live = Sessions::find()
+        .filter(Column::UserId.eq(user_id))
+        .filter(Column::RevokedAt.is_null())
+        .filter(Column::UsedAt.is_null())
+        .filter(Column::ExpiresAt.gt(to_db(now)))
+        .all(conn)
+        .await?;
+    let families: Vec<String> = live.iter().map(|r| r.family_id.clone()).collect();
+    let started: Vec<(String, time::PrimitiveDateTime)> = if families.is_empty() {
+        Vec::new()
+    } else {
+        Sessions::find()
+            .select_only()
+            .column(Column::FamilyId)
+            .column_as(Column::CreatedAt.min(), "started")
+            .filter(Column::FamilyId.is_in(families))
+            .group_by(Column::FamilyId)
+            .into_tuple()
+            .all(conn)
+            .await?
+    };
+    let mut views: Vec<SessionView> = live
+        .into_iter()
+        .map(|row| {
+            let created = started
+                .iter()
+                .find(|(family, _)| *family == row.family_id)
+                .map(|(_, t)| from_db(*t))
+                .unwrap_or_else(|| from_db(row.created_at));
+            SessionView {
+                current: row.family_id == current,
+                device: super::device::describe(row.user_agent.as_deref()),
+                id: row.family_id,
+                ip: row.ip,
+                user_agent: row.user_agent,
+                kind: row.kind,
+                method: row.auth_method,
+                created_at: created,
+                last_used_at: from_db(row.last_used_at.unwrap_or(row.created_at)),
+            }
+        })
+        .collect();
+    views.sort_by(|a, b| b.last_used_at.cmp(&a.last_used_at));
+    Ok(views)
+}
+
+/// When a user's session family started, if it is theirs and live.
+pub async fn started_at<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+    family_id: &str,
+) -> AppResult<Option<OffsetDateTime>> {
+    let first = Sessions::find()
+        .filter(Column::UserId.eq(user_id))
+        .filter(Column::FamilyId.eq(family_id))
+        .filter(Column::RevokedAt.is_null())
+        .order_by_asc(Column::CreatedAt)
+        .one(conn)
+        .await?;
+    Ok(first.map(|r| from_db(r.created_at)))
 }

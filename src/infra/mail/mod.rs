@@ -55,6 +55,43 @@ pub enum Mail {
         /// Validity in minutes.
         minutes: u32,
     },
+    /// The 6-digit code that lets a user set a new password.
+    PasswordReset {
+        /// Greeting name.
+        name: String,
+        /// The code.
+        code: String,
+        /// Validity in minutes.
+        minutes: u32,
+    },
+    /// The password was changed (or reset).
+    PasswordChanged {
+        /// Greeting name.
+        name: String,
+    },
+    /// A sign-in from a device or network not seen before.
+    NewSignIn {
+        /// Greeting name.
+        name: String,
+        /// Client address.
+        ip: String,
+        /// Browser and system.
+        device: String,
+        /// When (RFC 3339).
+        at: String,
+    },
+    /// The account was locked after repeated wrong passwords.
+    AccountLocked {
+        /// Greeting name.
+        name: String,
+        /// Lock duration in minutes.
+        minutes: u32,
+    },
+    /// The account was deleted.
+    AccountDeleted {
+        /// Greeting name.
+        name: String,
+    },
 }
 
 /// Status of an outbox row.

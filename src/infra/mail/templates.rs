@@ -34,6 +34,78 @@ struct VerifyEmailHtml<'a> {
     minutes: u32,
 }
 
+#[derive(Template)]
+#[template(path = "mail/notice.txt")]
+struct NoticeText<'a> {
+    greeting: &'a str,
+    paragraphs: &'a [String],
+    code: Option<&'a str>,
+    footer: &'a [String],
+}
+
+#[derive(Template)]
+#[template(path = "mail/notice.html")]
+struct NoticeHtml<'a> {
+    ko: bool,
+    subject: &'a str,
+    greeting: &'a str,
+    paragraphs: &'a [String],
+    code: Option<&'a str>,
+    footer: &'a [String],
+}
+
+/// A plain notice: greeting, paragraphs, an optional code, a footer.
+struct Notice {
+    subject: String,
+    greeting: String,
+    paragraphs: Vec<String>,
+    code: Option<String>,
+    footer: Vec<String>,
+}
+
+impl Notice {
+    fn render(self, ko: bool) -> anyhow::Result<Rendered> {
+        let text = NoticeText {
+            greeting: &self.greeting,
+            paragraphs: &self.paragraphs,
+            code: self.code.as_deref(),
+            footer: &self.footer,
+        }
+        .render()?;
+        let html = NoticeHtml {
+            ko,
+            subject: &self.subject,
+            greeting: &self.greeting,
+            paragraphs: &self.paragraphs,
+            code: self.code.as_deref(),
+            footer: &self.footer,
+        }
+        .render()?;
+        Ok(Rendered {
+            subject: self.subject,
+            text,
+            html,
+        })
+    }
+}
+
+fn greeting(ko: bool, name: &str) -> String {
+    match (ko, name.is_empty()) {
+        (true, false) => format!("{name}님, 안녕하세요."),
+        (true, true) => "안녕하세요.".to_owned(),
+        (false, false) => format!("Hello {name},"),
+        (false, true) => "Hello,".to_owned(),
+    }
+}
+
+fn not_you(ko: bool) -> Vec<String> {
+    vec![if ko {
+        "본인이 한 일이 아니라면 즉시 비밀번호를 재설정하고 고객센터에 알려 주세요.".to_owned()
+    } else {
+        "If this was not you, reset your password now and tell us.".to_owned()
+    }]
+}
+
 /// Renders a mail in the recipient's language.
 pub fn render(mail: &Mail, locale: MailLocale) -> anyhow::Result<Rendered> {
     let ko = locale == MailLocale::Ko;
@@ -69,5 +141,104 @@ pub fn render(mail: &Mail, locale: MailLocale) -> anyhow::Result<Rendered> {
                 html,
             })
         }
+        Mail::PasswordReset {
+            name,
+            code,
+            minutes,
+        } => Notice {
+            subject: if ko {
+                format!("[boxoffice] 비밀번호 재설정 코드 {code}")
+            } else {
+                format!("[boxoffice] Your password reset code is {code}")
+            },
+            greeting: greeting(ko, name),
+            paragraphs: vec![if ko {
+                format!("아래 코드를 입력해 새 비밀번호를 설정하세요. 코드는 {minutes}분 동안 유효합니다.")
+            } else {
+                format!("Enter the code below to choose a new password. It is valid for {minutes} minutes.")
+            }],
+            code: Some(code.clone()),
+            footer: vec![if ko {
+                "비밀번호 재설정을 요청하지 않았다면 이 메일을 무시하세요. 비밀번호는 바뀌지 않습니다.".to_owned()
+            } else {
+                "If you did not ask for this, ignore this e-mail; your password stays as it is.".to_owned()
+            }],
+        }
+        .render(ko),
+        Mail::PasswordChanged { name } => Notice {
+            subject: if ko {
+                "[boxoffice] 비밀번호가 변경되었습니다".to_owned()
+            } else {
+                "[boxoffice] Your password was changed".to_owned()
+            },
+            greeting: greeting(ko, name),
+            paragraphs: vec![if ko {
+                "계정의 비밀번호가 변경되었고, 다른 기기의 로그인은 모두 종료되었습니다.".to_owned()
+            } else {
+                "The password of your account was changed and your other sessions were signed out.".to_owned()
+            }],
+            code: None,
+            footer: not_you(ko),
+        }
+        .render(ko),
+        Mail::NewSignIn {
+            name,
+            ip,
+            device,
+            at,
+        } => Notice {
+            subject: if ko {
+                "[boxoffice] 새로운 기기에서 로그인했습니다".to_owned()
+            } else {
+                "[boxoffice] New sign-in to your account".to_owned()
+            },
+            greeting: greeting(ko, name),
+            paragraphs: if ko {
+                vec![
+                    "처음 보는 기기 또는 네트워크에서 로그인이 있었습니다.".to_owned(),
+                    format!("기기: {device} · IP: {ip} · 시각: {at}"),
+                ]
+            } else {
+                vec![
+                    "Your account was signed in from a device or network we had not seen before.".to_owned(),
+                    format!("Device: {device} · IP: {ip} · Time: {at}"),
+                ]
+            },
+            code: None,
+            footer: not_you(ko),
+        }
+        .render(ko),
+        Mail::AccountLocked { name, minutes } => Notice {
+            subject: if ko {
+                "[boxoffice] 계정이 일시적으로 잠겼습니다".to_owned()
+            } else {
+                "[boxoffice] Your account is locked for now".to_owned()
+            },
+            greeting: greeting(ko, name),
+            paragraphs: vec![if ko {
+                format!("잘못된 비밀번호가 여러 번 입력되어 계정을 {minutes}분 동안 잠갔습니다. 비밀번호 재설정으로 바로 풀 수 있습니다.")
+            } else {
+                format!("After several wrong passwords we locked your account for {minutes} minutes. Resetting your password unlocks it at once.")
+            }],
+            code: None,
+            footer: not_you(ko),
+        }
+        .render(ko),
+        Mail::AccountDeleted { name } => Notice {
+            subject: if ko {
+                "[boxoffice] 계정이 삭제되었습니다".to_owned()
+            } else {
+                "[boxoffice] Your account was deleted".to_owned()
+            },
+            greeting: greeting(ko, name),
+            paragraphs: vec![if ko {
+                "요청하신 대로 계정을 삭제했습니다. 주문 기록은 회계 목적으로 익명 상태로 보관됩니다. 같은 주소로 언제든 다시 가입할 수 있습니다.".to_owned()
+            } else {
+                "As you asked, your account was deleted. Orders are kept anonymously for accounting. You can sign up again with this address at any time.".to_owned()
+            }],
+            code: None,
+            footer: Vec::new(),
+        }
+        .render(ko),
     }
 }
