@@ -75,7 +75,7 @@ pub async fn delete_account(
         }
         None => {
             let started = sessions::started_at(&state.db, user_id, session_id).await?;
-            if !started.is_some_and(|t| now - t <= RECENT_SIGN_IN) {
+            if started.is_none_or(|t| now - t > RECENT_SIGN_IN) {
                 return Err(AppError::forbidden(
                     "reauthentication_required",
                     "Confirm with your password, or sign in again and delete within five minutes.",

@@ -377,7 +377,7 @@ pub async fn list<C: ConnectionTrait>(
             }
         })
         .collect();
-    views.sort_by(|a, b| b.last_used_at.cmp(&a.last_used_at));
+    views.sort_by_key(|v| std::cmp::Reverse(v.last_used_at));
     Ok(views)
 }
 

@@ -337,6 +337,8 @@ pub struct Spawn {
     pub smtp_url: Option<String>,
     /// Adjusts the configuration.
     pub configure: fn(&mut Config),
+    /// Replaces the live-orders hook.
+    pub live_orders: Option<Arc<dyn boxoffice::auth::deletion::LiveOrders>>,
 }
 
 impl Default for Spawn {
@@ -344,6 +346,7 @@ impl Default for Spawn {
         Self {
             smtp_url: None,
             configure: |_| {},
+            live_orders: None,
         }
     }
 }
@@ -422,6 +425,7 @@ impl TestApp {
                 clock: clock.clone(),
                 key_prefix: key_prefix.clone(),
                 shared_bus,
+                live_orders: options.live_orders,
                 ..BuildOptions::default()
             },
         )

@@ -2,10 +2,14 @@
 
 mod cli;
 mod cookies;
+mod deletion;
 mod health;
 mod helpers;
+mod lockout;
 mod login;
 mod mail;
+mod password_reset;
+mod sessions;
 mod signup;
 mod tokens;
 mod ugly_inputs;
