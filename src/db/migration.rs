@@ -29,14 +29,14 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Foundation), Box::new(Security)]
+        vec![Box::new(Foundation), Box::new(Security), Box::new(Catalog)]
     }
 }
 
 /// Writes one DDL template for the connected backend.
 ///
 /// Placeholders: `{id}` ids, `{ts}` timestamps, `{bin}` byte-wise collation,
-/// `{engine}` table options, `{int}` 32-bit integers.
+/// `{engine}` table options, `{int}` 32-bit integers, `{doc}` large documents.
 pub fn render(backend: DbBackend, template: &str) -> String {
     let mysql = backend == DbBackend::MySql;
     let pick = |m: &'static str, s: &'static str| if mysql { m } else { s };
@@ -52,6 +52,7 @@ pub fn render(backend: DbBackend, template: &str) -> String {
             ),
         )
         .replace("{int}", pick("INT", "INTEGER"))
+        .replace("{doc}", pick("LONGTEXT", "TEXT"))
 }
 
 async fn apply(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
@@ -236,5 +237,175 @@ const SECURITY: &[&str] = &[
 impl MigrationTrait for Security {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         apply(manager, SECURITY).await
+    }
+}
+
+/// Events, performances, products, variants, shipping, packages, stock, seats.
+struct Catalog;
+
+impl MigrationName for Catalog {
+    fn name(&self) -> &str {
+        "m0004_catalog"
+    }
+}
+
+const CATALOG: &[&str] = &[
+    "CREATE TABLE events (
+        id {id} NOT NULL PRIMARY KEY,
+        organizer_id {id} NOT NULL,
+        title VARCHAR(255) NOT NULL,
+        description TEXT NULL,
+        start_at {ts} NOT NULL,
+        end_at {ts} NOT NULL,
+        timezone VARCHAR(64) NOT NULL,
+        currency CHAR(3) NOT NULL,
+        venue_name VARCHAR(255) NULL,
+        venue_address VARCHAR(500) NULL,
+        sale_open_at {ts} NOT NULL,
+        sale_close_at {ts} NOT NULL,
+        image_url VARCHAR(1000) NULL,
+        order_hold_seconds {int} NOT NULL,
+        cancel_policy TEXT NOT NULL,
+        total_tickets {int} NOT NULL,
+        status VARCHAR(16) NOT NULL,
+        created_at {ts} NOT NULL,
+        updated_at {ts} NOT NULL,
+        CONSTRAINT fk_events_organizer FOREIGN KEY (organizer_id) REFERENCES users (id)
+    ){engine}",
+    "CREATE INDEX ix_events_listing ON events (status, start_at, id)",
+    "CREATE INDEX ix_events_organizer ON events (organizer_id, start_at, id)",
+    "CREATE INDEX ix_events_end ON events (status, end_at)",
+    "CREATE TABLE performances (
+        id {id} NOT NULL PRIMARY KEY,
+        event_id {id} NOT NULL,
+        start_at {ts} NOT NULL,
+        doors_open_at {ts} NULL,
+        capacity {int} NOT NULL,
+        per_user_limit {int} NULL,
+        layout_version {int} NOT NULL,
+        created_at {ts} NOT NULL,
+        updated_at {ts} NOT NULL
+    ){engine}",
+    "CREATE INDEX ix_performances_event ON performances (event_id, start_at)",
+    "CREATE TABLE stock_counters (
+        id {id} NOT NULL PRIMARY KEY,
+        event_id {id} NOT NULL,
+        remaining BIGINT NOT NULL
+    ){engine}",
+    "CREATE INDEX ix_stock_counters_event ON stock_counters (event_id)",
+    "CREATE TABLE stock_movements (
+        id {id} NOT NULL PRIMARY KEY,
+        event_id {id} NOT NULL,
+        stock_id {id} NOT NULL,
+        order_id {id} NULL,
+        kind VARCHAR(16) NOT NULL,
+        delta BIGINT NOT NULL,
+        created_at {ts} NOT NULL
+    ){engine}",
+    "CREATE INDEX ix_stock_movements_stock ON stock_movements (stock_id)",
+    "CREATE INDEX ix_stock_movements_event ON stock_movements (event_id, created_at)",
+    "CREATE INDEX ix_stock_movements_order ON stock_movements (order_id)",
+    "CREATE TABLE products (
+        id {id} NOT NULL PRIMARY KEY,
+        event_id {id} NOT NULL,
+        performance_id {id} NULL,
+        type VARCHAR(16) NOT NULL,
+        kind VARCHAR(16) NULL,
+        name VARCHAR(255) NOT NULL,
+        description TEXT NULL,
+        price BIGINT NOT NULL,
+        quantity {int} NOT NULL,
+        grade VARCHAR(32) NULL,
+        seating VARCHAR(16) NULL,
+        stock_id {id} NULL,
+        sale_open_at {ts} NULL,
+        sale_close_at {ts} NULL,
+        per_user_limit {int} NULL,
+        per_order_limit {int} NULL,
+        status VARCHAR(16) NOT NULL,
+        created_at {ts} NOT NULL,
+        updated_at {ts} NOT NULL
+    ){engine}",
+    "CREATE INDEX ix_products_event ON products (event_id, type, created_at)",
+    "CREATE INDEX ix_products_performance ON products (performance_id, grade)",
+    "CREATE TABLE product_variants (
+        id {id} NOT NULL PRIMARY KEY,
+        product_id {id} NOT NULL,
+        event_id {id} NOT NULL,
+        name VARCHAR(100) NOT NULL,
+        sku VARCHAR(64) NOT NULL,
+        quantity {int} NOT NULL,
+        stock_id {id} NOT NULL,
+        preorder_limit {int} NULL,
+        preorder_stock_id {id} NULL,
+        expected_ship_date VARCHAR(10) NULL,
+        position {int} NOT NULL
+    ){engine}",
+    "CREATE INDEX ix_product_variants_product ON product_variants (product_id, position)",
+    "CREATE UNIQUE INDEX ux_product_variants_sku ON product_variants (event_id, sku)",
+    "CREATE TABLE shipping_options (
+        id {id} NOT NULL PRIMARY KEY,
+        product_id {id} NOT NULL,
+        event_id {id} NOT NULL,
+        kind VARCHAR(16) NOT NULL,
+        name VARCHAR(100) NOT NULL,
+        fee BIGINT NOT NULL,
+        position {int} NOT NULL
+    ){engine}",
+    "CREATE INDEX ix_shipping_options_product ON shipping_options (product_id, position)",
+    "CREATE TABLE package_components (
+        id {id} NOT NULL PRIMARY KEY,
+        package_id {id} NOT NULL,
+        event_id {id} NOT NULL,
+        component_product_id {id} NOT NULL,
+        component_variant_id {id} NULL,
+        quantity {int} NOT NULL
+    ){engine}",
+    "CREATE INDEX ix_package_components_package ON package_components (package_id)",
+    "CREATE INDEX ix_package_components_component ON package_components (component_product_id)",
+    "CREATE TABLE seats (
+        id {id} NOT NULL PRIMARY KEY,
+        event_id {id} NOT NULL,
+        performance_id {id} NOT NULL,
+        label VARCHAR(64) NOT NULL,
+        section VARCHAR(64) NOT NULL,
+        row_label VARCHAR(16) NOT NULL,
+        seat_label VARCHAR(16) NOT NULL,
+        grade VARCHAR(32) NOT NULL,
+        x {int} NOT NULL,
+        y {int} NOT NULL,
+        position {int} NOT NULL,
+        state VARCHAR(16) NOT NULL,
+        order_id {id} NULL,
+        updated_at {ts} NOT NULL
+    ){engine}",
+    "CREATE UNIQUE INDEX ux_seats_label ON seats (performance_id, label)",
+    "CREATE INDEX ix_seats_position ON seats (performance_id, position)",
+    "CREATE INDEX ix_seats_grade ON seats (performance_id, grade, state)",
+    "CREATE INDEX ix_seats_order ON seats (order_id)",
+    "CREATE TABLE seat_layouts (
+        performance_id {id} NOT NULL PRIMARY KEY,
+        event_id {id} NOT NULL,
+        version {int} NOT NULL,
+        seat_count {int} NOT NULL,
+        document {doc} NOT NULL,
+        created_at {ts} NOT NULL
+    ){engine}",
+    "CREATE TABLE notify_requests (
+        id {id} NOT NULL PRIMARY KEY,
+        product_id {id} NOT NULL,
+        event_id {id} NOT NULL,
+        user_id {id} NOT NULL,
+        created_at {ts} NOT NULL,
+        notified_at {ts} NULL
+    ){engine}",
+    "CREATE UNIQUE INDEX ux_notify_requests_user ON notify_requests (product_id, user_id)",
+    "CREATE INDEX ix_notify_requests_pending ON notify_requests (product_id, notified_at, created_at)",
+];
+
+#[async_trait::async_trait]
+impl MigrationTrait for Catalog {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        apply(manager, CATALOG).await
     }
 }

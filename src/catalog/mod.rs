@@ -1,0 +1,3 @@
+//! The catalog: events, performances, seat maps and products.
+
+pub mod money;
