@@ -684,6 +684,21 @@ pub async fn audit<C: sea_orm::ConnectionTrait>(
     target_id: Option<&str>,
     ip: Option<IpAddr>,
 ) -> AppResult<()> {
+    audit_with_detail(conn, now, actor, action, target_type, target_id, ip, None).await
+}
+
+/// Writes an audit record with a detail document (e.g. `{before, after}`).
+#[allow(clippy::too_many_arguments)]
+pub async fn audit_with_detail<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    now: OffsetDateTime,
+    actor: Option<&str>,
+    action: &str,
+    target_type: &str,
+    target_id: Option<&str>,
+    ip: Option<IpAddr>,
+    detail: Option<serde_json::Value>,
+) -> AppResult<()> {
     audit_log::Entity::insert(audit_log::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         actor_user_id: Set(actor.map(str::to_owned)),
@@ -691,7 +706,7 @@ pub async fn audit<C: sea_orm::ConnectionTrait>(
         target_type: Set(target_type.to_owned()),
         target_id: Set(target_id.map(str::to_owned)),
         ip: Set(ip.map(|ip| ip.to_string())),
-        detail: Set(None),
+        detail: Set(detail.map(|d| d.to_string())),
         created_at: Set(to_db(now)),
     })
     .exec(conn)
