@@ -81,6 +81,8 @@ pub struct App {
     pub demo: bool,
     /// Asks the orders module whether an account may be deleted.
     pub live_orders: Arc<dyn LiveOrders>,
+    /// Anonymous catalog reads, by URI.
+    pub public_cache: crate::http::public_cache::PublicCache,
 }
 
 /// What differs between a real start and a test: time, randomness, key prefix.
@@ -160,6 +162,17 @@ impl Application {
     }
 }
 
+impl App {
+    /// Tells every instance that public catalog data of an event changed, so cached reads are
+    /// dropped now rather than at their expiry.
+    pub async fn catalog_changed(&self, event_id: &str) {
+        self.public_cache.invalidate_all();
+        if let Err(e) = self.bus.publish(crate::catalog::CHANGED, event_id).await {
+            tracing::warn!(error = %e, "could not announce a catalog change; caches expire within a second");
+        }
+    }
+}
+
 /// Connects to everything and starts the background tasks.
 pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Result<AppState> {
     let db = db::connect(&config.database_url, config.database_pool_max).await?;
@@ -222,6 +235,7 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         live_orders: options
             .live_orders
             .unwrap_or_else(crate::auth::deletion::default_hook),
+        public_cache: crate::http::public_cache::PublicCache::new(),
     }));
     tokio::spawn(
         MailWorker {
@@ -235,6 +249,7 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
     );
     tokio::spawn(listen_for_revocations(state.clone()));
     tokio::spawn(reload_keys_every_minute(keys, options.clock));
+    tokio::spawn(crate::catalog::events::sweep_forever(state.clone()));
     Ok(state)
 }
 
@@ -283,6 +298,9 @@ async fn listen_for_revocations(state: AppState) {
     loop {
         match rx.recv().await {
             Ok(msg) if msg.channel == bus::SESSION_REVOKED => state.revoked.insert(&msg.payload),
+            Ok(msg) if msg.channel == crate::catalog::CHANGED => {
+                state.public_cache.invalidate_all()
+            }
             Ok(_) => {}
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                 tracing::warn!(missed = n, "revocation listener lagged");
@@ -313,6 +331,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::openapi::infra_router())
         .fallback(mw::not_found)
         .method_not_allowed_fallback(mw::method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), crate::http::public_cache::serve))
         .layer(middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(mw::security_headers))

@@ -20,7 +20,7 @@ use crate::{app::AppState, http::ApiJson};
 #[openapi(
     info(title = "boxoffice", description = "Tickets, merchandise and packages, with a fair waiting room."),
     modifiers(&SecuritySchemes),
-    tags((name = "auth", description = "Accounts, sign-in and tokens"), (name = "ops", description = "Health and metrics"))
+    tags((name = "auth", description = "Accounts, sign-in and tokens"), (name = "catalog", description = "Events, performances, seat maps and products"), (name = "ops", description = "Health and metrics"))
 )]
 struct ApiDoc;
 
@@ -49,6 +49,7 @@ impl Modify for SecuritySchemes {
 pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::auth::router())
+        .merge(crate::catalog::router())
         .routes(routes!(healthz))
         .routes(routes!(readyz))
 }

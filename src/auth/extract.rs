@@ -103,7 +103,7 @@ impl MinRole for Admin {
 }
 
 /// A signed-in user with at least role `R` (403 `forbidden` otherwise).
-pub struct RequireRole<R: MinRole>(pub AuthUser, PhantomData<R>);
+pub struct RequireRole<R: MinRole>(pub AuthUser, pub PhantomData<R>);
 
 impl<R: MinRole> FromRequestParts<AppState> for RequireRole<R> {
     type Rejection = AppError;
