@@ -554,7 +554,6 @@ impl TestApp {
     }
 
     /// A verified, signed-in account with the given role, created directly in the database.
-    #[allow(dead_code)]
     pub async fn user_with_role(&self, role: boxoffice::auth::model::Role) -> TestUser {
         let email = format!(
             "{}-{}@example.com",
@@ -593,7 +592,6 @@ impl TestApp {
     }
 
     /// A verified, signed-in administrator.
-    #[allow(dead_code)]
     pub async fn admin(&self) -> TestUser {
         self.user_with_role(boxoffice::auth::model::Role::Admin)
             .await

@@ -3,6 +3,7 @@
 mod cli;
 mod cookies;
 mod deletion;
+mod events;
 mod health;
 mod helpers;
 mod lockout;
