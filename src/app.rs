@@ -28,6 +28,7 @@ use crate::{
         clock::{Clock, SystemClock, to_db},
         mail::worker::{MailWorker, Transport},
         metrics,
+        ratelimit::Limits,
         redis::RedisHandle,
         rng::{OsRng, Rng},
         secrets::{self, Secrets},
@@ -78,6 +79,8 @@ pub struct App {
     pub trusted_proxies: Vec<IpNet>,
     /// Demo mode (`serve --demo`).
     pub demo: bool,
+    /// Rate limits.
+    pub limits: Limits,
 }
 
 /// What differs between a real start and a test: time, randomness, key prefix.
@@ -195,6 +198,7 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         .trusted_proxy_nets()
         .map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES: {e}"))?;
     let mail_wake = Arc::new(Notify::new());
+    let limits = Limits::new(&config, options.clock.clone(), redis.clone());
     let state = AppState(Arc::new(App {
         tokens: Tokens::new(keys.clone()),
         cookie_sessions: Cache::builder()
@@ -213,6 +217,7 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         mail_wake: mail_wake.clone(),
         trusted_proxies,
         demo: options.demo,
+        limits,
     }));
     tokio::spawn(
         MailWorker {
@@ -304,6 +309,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::openapi::infra_router())
         .fallback(mw::not_found)
         .method_not_allowed_fallback(mw::method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::http::ratelimit::limit,
+        ))
         .layer(middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(mw::security_headers))

@@ -18,21 +18,35 @@ pub struct RedisHandle {
 }
 
 impl RedisHandle {
-    /// Connects; fails if Redis cannot be reached now.
+    /// Connects. A bad URL fails; an unreachable Redis is a warning: the connection is made
+    /// lazily and retried, `/readyz` reports Redis `down`, and rate limits run in process
+    /// meanwhile (Redis never decides whether this instance can serve).
     pub async fn connect(url: &ServiceUrl, prefix: &str) -> anyhow::Result<Self> {
         if url.scheme() == "redis+cluster" {
             anyhow::bail!("REDIS_URL: redis+cluster:// is not supported by this build yet");
         }
         let client = Client::open(url.expose())?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)));
-        let conn = tokio::time::timeout(
+        let config = || {
+            redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(2)))
+                .set_response_timeout(Some(Duration::from_secs(2)))
+        };
+        let eager = tokio::time::timeout(
             Duration::from_secs(5),
-            ConnectionManager::new_with_config(client.clone(), config),
+            ConnectionManager::new_with_config(client.clone(), config()),
         )
-        .await
-        .map_err(|_| anyhow::anyhow!("REDIS_URL: {url} did not answer within 5 s"))??;
+        .await;
+        let conn = match eager {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                tracing::warn!(redis = %url, error = %e, "Redis unreachable at start; will keep trying");
+                ConnectionManager::new_lazy_with_config(client.clone(), config())?
+            }
+            Err(_) => {
+                tracing::warn!(redis = %url, "Redis did not answer within 5 s at start; will keep trying");
+                ConnectionManager::new_lazy_with_config(client.clone(), config())?
+            }
+        };
         Ok(Self {
             client,
             conn,
