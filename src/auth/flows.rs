@@ -11,6 +11,7 @@ use super::{
     sessions::{self, ClientMeta, Rotation},
     users::{self, NewUser},
 };
+use crate::infra::ratelimit::account_action;
 use crate::{
     app::AppState,
     db::{
@@ -263,6 +264,10 @@ pub async fn resend_verification(state: &AppState, email: &str) -> AppResult<()>
     let Ok(email) = Email::parse(email) else {
         return Ok(());
     };
+    state
+        .limits
+        .check_account(account_action::VERIFY_RESEND, email.normalized())
+        .await?;
     let Some(user) = users::find_by_email(&state.db, &email).await? else {
         return Ok(());
     };
@@ -340,6 +345,12 @@ pub async fn login(
         )
     };
     let email = Email::parse(email).ok();
+    if let Some(email) = &email {
+        state
+            .limits
+            .check_account(account_action::LOGIN, email.normalized())
+            .await?;
+    }
     let user = match &email {
         Some(email) => users::find_by_email(&state.db, email).await?,
         None => None,
