@@ -40,13 +40,14 @@ pub async fn limit(
         return refuse("api", &api);
     }
     let mut applied = api;
-    if req.method() == Method::POST && req.uri().path().starts_with("/auth/") {
-        if let Some(auth) = state.limits.check_auth(ip).await {
-            if !auth.allowed {
-                return refuse("auth", &auth);
-            }
-            applied = applied.tighter(auth);
+    if req.method() == Method::POST
+        && req.uri().path().starts_with("/auth/")
+        && let Some(auth) = state.limits.check_auth(ip).await
+    {
+        if !auth.allowed {
+            return refuse("auth", &auth);
         }
+        applied = applied.tighter(auth);
     }
     let mut response = next.run(req).await;
     let headers = response.headers_mut();

@@ -31,19 +31,27 @@ impl RedisHandle {
                 .set_connection_timeout(Some(Duration::from_secs(2)))
                 .set_response_timeout(Some(Duration::from_secs(2)))
         };
-        let eager = tokio::time::timeout(
-            Duration::from_secs(5),
-            ConnectionManager::new_with_config(client.clone(), config()),
+        // One plain attempt first: the manager's own start retries with back-off for seconds.
+        let probe = tokio::time::timeout(
+            Duration::from_secs(2),
+            client.get_multiplexed_async_connection(),
         )
         .await;
+        let eager = match probe {
+            Ok(Ok(_)) => tokio::time::timeout(
+                Duration::from_secs(5),
+                ConnectionManager::new_with_config(client.clone(), config()),
+            )
+            .await
+            .map_err(|_| "no answer within 5 s".to_owned())
+            .and_then(|r| r.map_err(|e| e.to_string())),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("no answer within 2 s".to_owned()),
+        };
         let conn = match eager {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => {
-                tracing::warn!(redis = %url, error = %e, "Redis unreachable at start; will keep trying");
-                ConnectionManager::new_lazy_with_config(client.clone(), config())?
-            }
-            Err(_) => {
-                tracing::warn!(redis = %url, "Redis did not answer within 5 s at start; will keep trying");
+            Ok(conn) => conn,
+            Err(error) => {
+                tracing::warn!(redis = %url, %error, "Redis unreachable at start; will keep trying");
                 ConnectionManager::new_lazy_with_config(client.clone(), config())?
             }
         };
@@ -59,10 +67,14 @@ impl RedisHandle {
         format!("{}{suffix}", self.prefix)
     }
 
-    /// Whether Redis answers a PING.
+    /// Whether Redis answers a PING within a second (a probe must not hang while it reconnects).
     pub async fn ping(&self) -> bool {
         let mut conn = self.conn.clone();
-        let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
-        pong.is_ok()
+        let pong = tokio::time::timeout(
+            Duration::from_secs(1),
+            redis::cmd("PING").query_async::<String>(&mut conn),
+        )
+        .await;
+        matches!(pong, Ok(Ok(_)))
     }
 }

@@ -396,6 +396,14 @@ impl TestApp {
         .await
     }
 
+    /// Like [`TestApp::spawn_peer`], with options (e.g. the same limits as this instance).
+    #[allow(dead_code)]
+    pub async fn spawn_peer_with(&self, options: Spawn) -> Self {
+        let bus = Some(self.state.bus.clone());
+        let (db, prefix) = (self.db.clone(), self.key_prefix.clone());
+        Self::start(db, prefix, self.clock.clone(), bus, options).await
+    }
+
     async fn start(
         db: Arc<TestDb>,
         key_prefix: String,

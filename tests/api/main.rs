@@ -6,6 +6,7 @@ mod health;
 mod helpers;
 mod login;
 mod mail;
+mod rate_limits;
 mod signup;
 mod tokens;
 mod ugly_inputs;
