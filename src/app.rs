@@ -29,6 +29,7 @@ use crate::{
         clock::{Clock, SystemClock, to_db},
         mail::worker::{MailWorker, Transport},
         metrics,
+        ratelimit::Limits,
         redis::RedisHandle,
         rng::{OsRng, Rng},
         secrets::{self, Secrets},
@@ -83,6 +84,8 @@ pub struct App {
     pub live_orders: Arc<dyn LiveOrders>,
     /// Anonymous catalog reads, by URI.
     pub public_cache: crate::http::public_cache::PublicCache,
+    /// Rate limits.
+    pub limits: Limits,
 }
 
 /// What differs between a real start and a test: time, randomness, key prefix.
@@ -214,6 +217,7 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         .trusted_proxy_nets()
         .map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES: {e}"))?;
     let mail_wake = Arc::new(Notify::new());
+    let limits = Limits::new(&config, options.clock.clone(), redis.clone());
     let state = AppState(Arc::new(App {
         tokens: Tokens::new(keys.clone()),
         cookie_sessions: Cache::builder()
@@ -236,6 +240,7 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
             .live_orders
             .unwrap_or_else(crate::auth::deletion::default_hook),
         public_cache: crate::http::public_cache::PublicCache::new(),
+        limits,
     }));
     tokio::spawn(
         MailWorker {
@@ -332,6 +337,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(mw::not_found)
         .method_not_allowed_fallback(mw::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), crate::http::public_cache::serve))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::http::ratelimit::limit,
+        ))
         .layer(middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(mw::security_headers))

@@ -183,6 +183,14 @@ pub struct Config {
     pub oauth: OAuthConfig,
     /// `on` or `off` (off only with bench mode).
     pub rate_limits: Switch,
+    /// API requests per client IP per minute (in process, per instance).
+    pub rate_limit_api_per_ip: u32,
+    /// `POST /auth/*` requests per client IP per minute (shared through Redis).
+    pub rate_limit_auth_per_ip: u32,
+    /// Sign-in attempts per account per 15 minutes (shared through Redis).
+    pub rate_limit_login_per_account: u32,
+    /// Code and reset mails per address and kind per hour (shared through Redis).
+    pub rate_limit_mail_per_account: u32,
     /// Enables bulk seeding for benchmarks.
     pub bench_mode: bool,
 }
@@ -204,6 +212,10 @@ impl Default for Config {
             jwt_key_file: None,
             oauth: OAuthConfig::default(),
             rate_limits: Switch::On,
+            rate_limit_api_per_ip: 600,
+            rate_limit_auth_per_ip: 60,
+            rate_limit_login_per_account: 20,
+            rate_limit_mail_per_account: 10,
             bench_mode: false,
         }
     }
@@ -283,6 +295,25 @@ impl Config {
         }
         if self.database_pool_max == Some(0) {
             return err("DATABASE_POOL_MAX", "must be at least 1".into());
+        }
+        for (key, value) in [
+            ("RATE_LIMIT_API_PER_IP", self.rate_limit_api_per_ip),
+            ("RATE_LIMIT_AUTH_PER_IP", self.rate_limit_auth_per_ip),
+            (
+                "RATE_LIMIT_LOGIN_PER_ACCOUNT",
+                self.rate_limit_login_per_account,
+            ),
+            (
+                "RATE_LIMIT_MAIL_PER_ACCOUNT",
+                self.rate_limit_mail_per_account,
+            ),
+        ] {
+            if value == 0 {
+                return err(
+                    key,
+                    "must be at least 1 (use RATE_LIMITS=off in bench mode)".into(),
+                );
+            }
         }
         if self.rate_limits == Switch::Off && !self.bench_mode {
             return err(
@@ -385,5 +416,18 @@ mod tests {
             ..Config::default()
         };
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn a_zero_rate_limit_is_refused_with_its_key() {
+        let config = Config {
+            rate_limit_auth_per_ip: 0,
+            ..Config::default()
+        };
+        let error = config.validate().expect_err("zero is refused");
+        assert!(
+            error.to_string().contains("RATE_LIMIT_AUTH_PER_IP"),
+            "{error}"
+        );
     }
 }

@@ -3,7 +3,7 @@
 use axum::{
     Json,
     extract::rejection::{JsonRejection, PathRejection, QueryRejection},
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
@@ -63,6 +63,7 @@ pub struct AppError {
     retry_after: Option<u64>,
     internal: Option<anyhow::Error>,
     retryable: bool,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl std::fmt::Display for AppError {
@@ -84,7 +85,14 @@ impl AppError {
             retry_after: None,
             internal: None,
             retryable: false,
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a response header (e.g. `RateLimit-*` on a 429).
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     /// 400 `malformed_body`.
@@ -205,6 +213,9 @@ impl IntoResponse for AppError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
         }
         response
     }

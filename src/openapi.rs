@@ -18,7 +18,7 @@ use crate::{app::AppState, http::ApiJson};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "boxoffice", description = "Tickets, merchandise and packages, with a fair waiting room."),
+    info(title = "boxoffice", description = "Tickets, merchandise and packages, with a fair waiting room.\n\nRate limits: any API route may answer 429 `rate_limited` (problem+json) with `Retry-After`; limited responses carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds)."),
     modifiers(&SecuritySchemes),
     tags((name = "auth", description = "Accounts, sign-in and tokens"), (name = "catalog", description = "Events, performances, seat maps and products"), (name = "ops", description = "Health and metrics"))
 )]

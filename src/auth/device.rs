@@ -26,6 +26,7 @@ mod tests {
         let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
         assert_eq!(describe(Some(chrome)), "Chrome on Windows 10");
         assert_eq!(describe(None), "Unknown device");
-        assert_eq!(describe(Some("curl/8.5.0")), "curl/8.5.0");
+        assert_eq!(describe(Some("curl/8.5.0")), "HTTP Library");
+        assert_eq!(describe(Some("something odd")), "something odd");
     }
 }

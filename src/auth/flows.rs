@@ -13,6 +13,7 @@ use super::{
     sessions::{self, ClientMeta, Rotation},
     users::{self, NewUser},
 };
+use crate::infra::ratelimit::account_action;
 use crate::{
     app::AppState,
     db::{
@@ -259,6 +260,10 @@ pub async fn resend_verification(state: &AppState, email: &str) -> AppResult<()>
     let Ok(email) = Email::parse(email) else {
         return Ok(());
     };
+    state
+        .limits
+        .check_account(account_action::VERIFY_RESEND, email.normalized())
+        .await?;
     let Some(user) = users::find_by_email(&state.db, &email).await? else {
         return Ok(());
     };
@@ -345,6 +350,16 @@ pub async fn login(
         method: attempts::method::PASSWORD,
         result,
     };
+    if let Some(email) = &parsed
+        && let Err(limited) = state
+            .limits
+            .check_account(account_action::LOGIN, email.normalized())
+            .await
+    {
+        attempts::record(&state.db, now, &attempt(attempts::result::RATE_LIMITED)).await?;
+        metrics::login("rate_limited");
+        return Err(limited);
+    }
     if let Some(account) = &user
         && let Reservation::Refused { until } = lockout::reserve(&state.db, account, now).await?
     {

@@ -38,6 +38,18 @@ pub fn forgot(state: &AppState, email: &str) {
 }
 
 async fn send_reset_code(state: &AppState, email: &Email) -> AppResult<()> {
+    // Over the limit the request is dropped silently: the answer was 202 whatever happens.
+    if state
+        .limits
+        .check_account(
+            crate::infra::ratelimit::account_action::PASSWORD_FORGOT,
+            email.normalized(),
+        )
+        .await
+        .is_err()
+    {
+        return Ok(());
+    }
     let Some(user) = users::find_by_email(&state.db, email).await? else {
         return Ok(());
     };

@@ -4,6 +4,7 @@ pub mod client_ip;
 pub mod extract;
 pub mod middleware;
 pub mod public_cache;
+pub mod ratelimit;
 
 pub use client_ip::ClientIp;
 pub use extract::{ApiJson, ApiQuery};

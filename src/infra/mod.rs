@@ -4,6 +4,7 @@ pub mod bus;
 pub mod clock;
 pub mod mail;
 pub mod metrics;
+pub mod ratelimit;
 pub mod redis;
 pub mod rng;
 pub mod secrets;

@@ -92,7 +92,7 @@ impl TestDb {
     }
 }
 
-/// Databases of earlier runs (other process ids) are dropped once per run.
+/// Databases of earlier runs (process ids no longer alive) are dropped once per run.
 async fn drop_stale_databases(server: String, pid: u32) {
     use sea_orm::{ConnectionTrait, Statement};
     let Ok(conn) = sea_orm::Database::connect(&server).await else {
@@ -110,7 +110,13 @@ async fn drop_stale_databases(server: String, pid: u32) {
         let Ok(name) = row.try_get::<String>("", "name") else {
             continue;
         };
-        if !name.starts_with(&own) {
+        // Only databases of finished runs: another test process may be running right now.
+        let owner_alive = name
+            .strip_prefix("bo_test_")
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if !name.starts_with(&own) && !owner_alive {
             let _ = conn
                 .execute_unprepared(&format!("DROP DATABASE IF EXISTS `{name}`"))
                 .await;
@@ -397,6 +403,14 @@ impl TestApp {
             Spawn::default(),
         )
         .await
+    }
+
+    /// Like [`TestApp::spawn_peer`], with options (e.g. the same limits as this instance).
+    #[allow(dead_code)]
+    pub async fn spawn_peer_with(&self, options: Spawn) -> Self {
+        let bus = Some(self.state.bus.clone());
+        let (db, prefix) = (self.db.clone(), self.key_prefix.clone());
+        Self::start(db, prefix, self.clock.clone(), bus, options).await
     }
 
     async fn start(

@@ -10,6 +10,7 @@ mod lockout;
 mod login;
 mod mail;
 mod password_reset;
+mod rate_limits;
 mod sessions;
 mod signup;
 mod tokens;
