@@ -350,6 +350,13 @@ pub async fn login(
         metrics::login("invalid_credentials");
         return Err(invalid());
     };
+    if user.status == super::model::status::DISABLED {
+        metrics::login("account_disabled");
+        return Err(AppError::forbidden(
+            "account_disabled",
+            "This account has been disabled.",
+        ));
+    }
     if user.email_verified_at.is_none() {
         metrics::login("email_not_verified");
         return Err(AppError::forbidden(
@@ -423,6 +430,7 @@ pub async fn refresh(state: &AppState, presented: &str, meta: ClientMeta) -> App
         Rotation::Reused { family_id } => {
             metrics::refresh("reused");
             tracing::warn!(session = %family_id, "refresh token reused; session family revoked");
+            crate::security::token_reuse::record(state, &family_id, meta.ip.as_deref(), now).await;
             announce_revocation(state, &family_id).await;
             Err(AppError::unauthorized(
                 "refresh_token_reused",
@@ -549,6 +557,33 @@ pub async fn audit<C: sea_orm::ConnectionTrait>(
         target_id: Set(target_id.map(str::to_owned)),
         ip: Set(ip.map(|ip| ip.to_string())),
         detail: Set(None),
+        created_at: Set(to_db(now)),
+    })
+    .exec(conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes an audit record with a JSON `detail` (e.g. before/after) in the caller's transaction.
+#[allow(clippy::too_many_arguments)]
+pub async fn audit_with_detail<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    now: OffsetDateTime,
+    actor: Option<&str>,
+    action: &str,
+    target_type: &str,
+    target_id: Option<&str>,
+    ip: Option<IpAddr>,
+    detail: Option<serde_json::Value>,
+) -> AppResult<()> {
+    audit_log::Entity::insert(audit_log::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        actor_user_id: Set(actor.map(str::to_owned)),
+        action: Set(action.to_owned()),
+        target_type: Set(target_type.to_owned()),
+        target_id: Set(target_id.map(str::to_owned)),
+        ip: Set(ip.map(|ip| ip.to_string())),
+        detail: Set(detail.map(|d| d.to_string())),
         created_at: Set(to_db(now)),
     })
     .exec(conn)
