@@ -76,6 +76,8 @@ pub struct App {
     pub mail_wake: Arc<Notify>,
     /// Parsed `TRUSTED_PROXIES`.
     pub trusted_proxies: Vec<IpNet>,
+    /// Blocked networks, held in process and refreshed through pub/sub.
+    pub ip_blocks: crate::security::ip_blocks::IpBlockList,
     /// Demo mode (`serve --demo`).
     pub demo: bool,
 }
@@ -212,8 +214,20 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         redis,
         mail_wake: mail_wake.clone(),
         trusted_proxies,
+        ip_blocks: Default::default(),
         demo: options.demo,
     }));
+    // Subscribe before the first load so a change made meanwhile still triggers a reload.
+    let ip_block_changes = state.bus.subscribe();
+    state
+        .ip_blocks
+        .reload(&state.db, now)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading ip blocks: {e}"))?;
+    tokio::spawn(crate::security::ip_blocks::keep_fresh(
+        state.clone(),
+        ip_block_changes,
+    ));
     tokio::spawn(
         MailWorker {
             db,
@@ -304,6 +318,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::openapi::infra_router())
         .fallback(mw::not_found)
         .method_not_allowed_fallback(mw::method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::security::ip_blocks::enforce,
+        ))
         .layer(middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(mw::security_headers))
