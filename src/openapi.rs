@@ -20,7 +20,7 @@ use crate::{app::AppState, http::ApiJson};
 #[openapi(
     info(title = "boxoffice", description = "Tickets, merchandise and packages, with a fair waiting room."),
     modifiers(&SecuritySchemes),
-    tags((name = "auth", description = "Accounts, sign-in and tokens"), (name = "ops", description = "Health and metrics"))
+    tags((name = "auth", description = "Accounts, sign-in and tokens"), (name = "ops", description = "Health and metrics"), (name = "admin", description = "Administration: users, audit log, security events, IP blocks"))
 )]
 struct ApiDoc;
 
@@ -49,6 +49,7 @@ impl Modify for SecuritySchemes {
 pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::auth::router())
+        .merge(crate::admin::router())
         .routes(routes!(healthz))
         .routes(routes!(readyz))
 }
