@@ -110,7 +110,12 @@ async fn drop_stale_databases(server: String, pid: u32) {
         let Ok(name) = row.try_get::<String>("", "name") else {
             continue;
         };
-        if !name.starts_with(&own) {
+        // A run still alive (another worktree testing against the same server) keeps its own.
+        let owner_alive = name
+            .strip_prefix("bo_test_")
+            .and_then(|rest| rest.split('_').next())
+            .is_some_and(|other| std::path::Path::new(&format!("/proc/{other}")).exists());
+        if !name.starts_with(&own) && !owner_alive {
             let _ = conn
                 .execute_unprepared(&format!("DROP DATABASE IF EXISTS `{name}`"))
                 .await;
@@ -385,13 +390,18 @@ impl TestApp {
     /// A second instance over the same database, Redis prefix and clock (scale-out tests).
     /// Without Redis the two share the in-process bus, standing in for Redis pub/sub.
     pub async fn spawn_peer(&self) -> Self {
+        self.spawn_peer_with(Spawn::default()).await
+    }
+
+    /// A peer instance with options (e.g. the same `configure` as this one).
+    pub async fn spawn_peer_with(&self, options: Spawn) -> Self {
         let bus = Some(self.state.bus.clone());
         Self::start(
             self.db.clone(),
             self.key_prefix.clone(),
             self.clock.clone(),
             bus,
-            Spawn::default(),
+            options,
         )
         .await
     }
