@@ -501,8 +501,8 @@ async fn insert_block<C: ConnectionTrait>(
 /// `None` (feature off, below the threshold, already blocked, or a trusted proxy).
 ///
 /// Exactly one block is created however many instances cross the threshold together: a guard
-/// row per address (`ip_auto_blocks`) is claimed by a conditional `UPDATE` whose affected-row
-/// count decides. The guard also keeps an address an administrator unblocked early from being
+/// row per address (`ip_auto_blocks`) is claimed by a conditional `UPDATE` or an
+/// insert-if-absent, and the affected-row count decides. The guard also keeps an address an administrator unblocked early from being
 /// re-blocked by the same burst before the automatic block would have ended.
 pub async fn maybe_auto_block(
     state: &AppState,
