@@ -211,9 +211,7 @@ pub async fn keep_fresh(state: AppState, mut rx: broadcast::Receiver<Message>) {
             _ = tick.tick() => {}
         }
         // Several changes in a row need one reload, not one each.
-        while let Ok(m) = rx.try_recv() {
-            let _ = m;
-        }
+        while rx.try_recv().is_ok() {}
         if let Err(e) = state.ip_blocks.reload(&state.db, state.clock.now()).await {
             tracing::warn!(error = %e, "ip block reload failed; keeping the previous list");
         }
