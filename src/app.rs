@@ -78,6 +78,8 @@ pub struct App {
     pub mail_wake: Arc<Notify>,
     /// Parsed `TRUSTED_PROXIES`.
     pub trusted_proxies: Vec<IpNet>,
+    /// Blocked networks, held in process and refreshed through pub/sub.
+    pub ip_blocks: crate::security::ip_blocks::IpBlockList,
     /// Demo mode (`serve --demo`).
     pub demo: bool,
     /// Asks the orders module whether an account may be deleted.
@@ -235,6 +237,7 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         redis,
         mail_wake: mail_wake.clone(),
         trusted_proxies,
+        ip_blocks: Default::default(),
         demo: options.demo,
         live_orders: options
             .live_orders
@@ -242,6 +245,17 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         public_cache: crate::http::public_cache::PublicCache::new(),
         limits,
     }));
+    // Subscribe before the first load so a change made meanwhile still triggers a reload.
+    let ip_block_changes = state.bus.subscribe();
+    state
+        .ip_blocks
+        .reload(&state.db, now)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading ip blocks: {e}"))?;
+    tokio::spawn(crate::security::ip_blocks::keep_fresh(
+        state.clone(),
+        ip_block_changes,
+    ));
     tokio::spawn(
         MailWorker {
             db,
@@ -340,6 +354,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::http::ratelimit::limit,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::security::ip_blocks::enforce,
         ))
         .layer(middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

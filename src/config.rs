@@ -172,6 +172,10 @@ pub struct Config {
     pub mail_from: String,
     /// Comma-separated CIDRs whose `X-Forwarded-For` is believed.
     pub trusted_proxies: String,
+    /// Failed sign-ins from one IP within 15 minutes that block it automatically; 0 = off.
+    pub ip_auto_block_failures: u32,
+    /// How long an automatic IP block lasts, in minutes.
+    pub ip_auto_block_minutes: u32,
     /// `text` or `json`.
     pub log_format: LogFormat,
     /// Base64 secret of at least 32 bytes; generated and stored when unset.
@@ -207,6 +211,8 @@ impl Default for Config {
             smtp_url: None,
             mail_from: "boxoffice <no-reply@localhost>".into(),
             trusted_proxies: String::new(),
+            ip_auto_block_failures: 0,
+            ip_auto_block_minutes: 15,
             log_format: LogFormat::Text,
             secret_key: None,
             jwt_key_file: None,
@@ -286,6 +292,12 @@ impl Config {
         }
         if let Err(e) = self.trusted_proxy_nets() {
             return err("TRUSTED_PROXIES", e);
+        }
+        if !(1..=10_080).contains(&self.ip_auto_block_minutes) {
+            return err(
+                "IP_AUTO_BLOCK_MINUTES",
+                "must be between 1 and 10080 (a week)".into(),
+            );
         }
         if let Some(secret) = &self.secret_key {
             match crate::infra::secrets::decode_secret_key(secret.expose()) {

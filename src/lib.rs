@@ -1,6 +1,7 @@
 //! boxoffice: a ticket, merchandise and package reservation service.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod catalog;

@@ -388,11 +388,20 @@ pub async fn login(
             user.as_ref().map(|u| u.id.as_str()),
         )
         .await?;
+        crate::security::ip_blocks::maybe_auto_block(state, ip, now).await?;
         return Err(AppError::unauthorized(
             "invalid_credentials",
             "The e-mail address or password is wrong.",
         ));
     };
+    if account.status == super::model::status::DISABLED {
+        attempts::record(&state.db, now, &attempt(attempts::result::ACCOUNT_DISABLED)).await?;
+        metrics::login("account_disabled");
+        return Err(AppError::forbidden(
+            "account_disabled",
+            "This account has been disabled.",
+        ));
+    }
     if account.email_verified_at.is_none() {
         attempts::record(
             &state.db,
@@ -581,6 +590,7 @@ pub async fn refresh(state: &AppState, presented: &str, meta: ClientMeta) -> App
         Rotation::Reused { family_id } => {
             metrics::refresh("reused");
             tracing::warn!(session = %family_id, "refresh token reused; session family revoked");
+            crate::security::token_reuse::record(state, &family_id, meta.ip.as_deref(), now).await;
             announce_revocation(state, &family_id).await;
             Err(AppError::unauthorized(
                 "refresh_token_reused",

@@ -110,6 +110,8 @@ impl FromStr for Role {
 pub mod status {
     /// Usable.
     pub const ACTIVE: &str = "ACTIVE";
+    /// Disabled by an administrator: cannot sign in or refresh.
+    pub const DISABLED: &str = "DISABLED";
     /// Soft-deleted.
     pub const DELETED: &str = "DELETED";
 }

@@ -176,7 +176,7 @@ pub async fn rotate<C: ConnectionTrait>(
     let user = users::Entity::find_by_id(row.user_id.clone())
         .one(conn)
         .await?
-        .filter(|u| u.deleted_at.is_none())
+        .filter(|u| u.deleted_at.is_none() && u.status != super::model::status::DISABLED)
         .ok_or_else(invalid)?;
     let refresh_token = rng::token(rng, 32);
     insert_token(
@@ -264,7 +264,7 @@ pub async fn find_cookie_session(
     let user = users::Entity::find_by_id(row.user_id.clone())
         .one(db)
         .await?
-        .filter(|u| u.deleted_at.is_none());
+        .filter(|u| u.deleted_at.is_none() && u.status == super::model::status::ACTIVE);
     Ok(user.map(|u| CookieSession {
         user_id: u.id,
         family_id: row.family_id,

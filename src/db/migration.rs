@@ -29,7 +29,12 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Foundation), Box::new(Security), Box::new(Catalog)]
+        vec![
+            Box::new(Foundation),
+            Box::new(Security),
+            Box::new(Admin),
+            Box::new(Catalog),
+        ]
     }
 }
 
@@ -407,5 +412,36 @@ const CATALOG: &[&str] = &[
 impl MigrationTrait for Catalog {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         apply(manager, CATALOG).await
+    }
+}
+
+/// Indexes for the administrator's lists (newest first, keyset on `(created_at, id)`) and the
+/// per-address guard of the automatic IP block.
+struct Admin;
+
+impl MigrationName for Admin {
+    fn name(&self) -> &str {
+        "m0003_admin"
+    }
+}
+
+const ADMIN: &[&str] = &[
+    "CREATE INDEX ix_users_created ON users (created_at, id)",
+    "CREATE INDEX ix_audit_log_time ON audit_log (created_at, id)",
+    "CREATE INDEX ix_audit_log_target_id ON audit_log (target_id, created_at)",
+    "CREATE INDEX ix_audit_log_action ON audit_log (action, created_at)",
+    "CREATE INDEX ix_security_events_ip ON security_events (ip, created_at)",
+    "CREATE INDEX ix_ip_blocks_created ON ip_blocks (created_at, id)",
+    "CREATE TABLE ip_auto_blocks (
+        ip VARCHAR(45) NOT NULL PRIMARY KEY,
+        blocked_until {ts} NOT NULL,
+        updated_at {ts} NOT NULL
+    ){engine}",
+];
+
+#[async_trait::async_trait]
+impl MigrationTrait for Admin {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        apply(manager, ADMIN).await
     }
 }

@@ -394,23 +394,20 @@ impl TestApp {
     /// A second instance over the same database, Redis prefix and clock (scale-out tests).
     /// Without Redis the two share the in-process bus, standing in for Redis pub/sub.
     pub async fn spawn_peer(&self) -> Self {
+        self.spawn_peer_with(Spawn::default()).await
+    }
+
+    /// A peer instance with options (e.g. the same `configure` as this one).
+    pub async fn spawn_peer_with(&self, options: Spawn) -> Self {
         let bus = Some(self.state.bus.clone());
         Self::start(
             self.db.clone(),
             self.key_prefix.clone(),
             self.clock.clone(),
             bus,
-            Spawn::default(),
+            options,
         )
         .await
-    }
-
-    /// Like [`TestApp::spawn_peer`], with options (e.g. the same limits as this instance).
-    #[allow(dead_code)]
-    pub async fn spawn_peer_with(&self, options: Spawn) -> Self {
-        let bus = Some(self.state.bus.clone());
-        let (db, prefix) = (self.db.clone(), self.key_prefix.clone());
-        Self::start(db, prefix, self.clock.clone(), bus, options).await
     }
 
     async fn start(

@@ -1,16 +1,19 @@
 //! The one integration test binary: every test drives the service over HTTP.
 
+mod admin_users;
 mod cli;
 mod cookies;
 mod deletion;
 mod events;
 mod health;
 mod helpers;
+mod ip_blocks;
 mod lockout;
 mod login;
 mod mail;
 mod password_reset;
 mod rate_limits;
+mod security_events;
 mod sessions;
 mod signup;
 mod tokens;
