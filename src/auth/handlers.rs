@@ -148,7 +148,8 @@ pub struct CookieSessionStarted {
     responses(
         (status = 200, description = "Token pair (or, with `?session=cookie`, a browser session)", body = TokenPair),
         (status = 401, description = "`invalid_credentials`", body = Problem),
-        (status = 403, description = "`email_not_verified`", body = Problem),
+        (status = 403, description = "`email_not_verified` (only after the right password) or `account_disabled`", body = Problem),
+        (status = 429, description = "`account_locked` (five failures in 15 minutes) or `rate_limited`, with `Retry-After`", body = Problem),
     ))]
 pub async fn login(
     State(state): State<AppState>,
