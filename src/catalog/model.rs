@@ -210,6 +210,27 @@ pub fn text(field: &str, raw: &str, min: usize, max: usize) -> Result<String, Fi
     Ok(value)
 }
 
+/// A keyset cursor over `(time, id)`: opaque to clients, ordered like the listing.
+pub fn encode_cursor(at: time::PrimitiveDateTime, id: &str) -> String {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    URL_SAFE_NO_PAD.encode(format!(
+        "{}|{id}",
+        at.assume_utc().unix_timestamp_nanos() / 1000
+    ))
+}
+
+/// Reads a cursor made by [`encode_cursor`].
+pub fn decode_cursor(cursor: &str) -> Result<(time::PrimitiveDateTime, String), FieldError> {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let bad = || FieldError::new("cursor", "invalid_cursor", "is not a cursor from this list");
+    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (micros, id) = raw.split_once('|').ok_or_else(bad)?;
+    let micros: i128 = micros.parse().map_err(|_| bad())?;
+    let at = OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).map_err(|_| bad())?;
+    Ok((crate::infra::clock::to_db(at), id.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
