@@ -741,13 +741,7 @@ pub async fn list(
         .limit(limit + 1)
         .all(&state.db)
         .await?;
-    let more = rows.len() as u64 > limit;
-    let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
-    let next_cursor = if more {
-        rows.last().map(encode_cursor)
-    } else {
-        None
-    };
+    let (rows, next_cursor) = super::model::split_page(rows, limit, encode_cursor);
     let now = state.clock.now();
     let all_performances = performances::views_for(&state.db, &rows, now).await?;
     let items = rows

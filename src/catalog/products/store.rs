@@ -100,21 +100,7 @@ pub async fn views<C: ConnectionTrait>(
         return Ok(Vec::new());
     }
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let mut variants = product_variants::Entity::find()
-        .filter(product_variants::Column::ProductId.is_in(ids.clone()))
-        .order_by_asc(product_variants::Column::Position)
-        .all(conn)
-        .await?;
-    let shipping = shipping_options::Entity::find()
-        .filter(shipping_options::Column::ProductId.is_in(ids.clone()))
-        .order_by_asc(shipping_options::Column::Position)
-        .all(conn)
-        .await?;
-    let components = package_components::Entity::find()
-        .filter(package_components::Column::PackageId.is_in(ids.clone()))
-        .order_by_asc(package_components::Column::Id)
-        .all(conn)
-        .await?;
+    let (mut variants, shipping, components) = parts_of(conn, ids.clone()).await?;
     // Components may live outside this page: load those products and variants too.
     let missing: HashSet<String> = components
         .iter()
@@ -318,6 +304,33 @@ pub async fn dependent_packages<C: ConnectionTrait>(
     Ok(ids)
 }
 
+/// The variants, shipping options and components of some products, each in list order.
+async fn parts_of<C: ConnectionTrait>(
+    conn: &C,
+    ids: Vec<String>,
+) -> AppResult<(
+    Vec<product_variants::Model>,
+    Vec<shipping_options::Model>,
+    Vec<package_components::Model>,
+)> {
+    let variants = product_variants::Entity::find()
+        .filter(product_variants::Column::ProductId.is_in(ids.clone()))
+        .order_by_asc(product_variants::Column::Position)
+        .all(conn)
+        .await?;
+    let shipping = shipping_options::Entity::find()
+        .filter(shipping_options::Column::ProductId.is_in(ids.clone()))
+        .order_by_asc(shipping_options::Column::Position)
+        .all(conn)
+        .await?;
+    let components = package_components::Entity::find()
+        .filter(package_components::Column::PackageId.is_in(ids))
+        .order_by_asc(package_components::Column::Id)
+        .all(conn)
+        .await?;
+    Ok((variants, shipping, components))
+}
+
 async fn load<C: ConnectionTrait>(conn: &C, id: &str) -> AppResult<Option<Stored>> {
     let Some(product) = products::Entity::find_by_id(id.to_owned())
         .one(conn)
@@ -325,21 +338,7 @@ async fn load<C: ConnectionTrait>(conn: &C, id: &str) -> AppResult<Option<Stored
     else {
         return Ok(None);
     };
-    let variants = product_variants::Entity::find()
-        .filter(product_variants::Column::ProductId.eq(id))
-        .order_by_asc(product_variants::Column::Position)
-        .all(conn)
-        .await?;
-    let shipping = shipping_options::Entity::find()
-        .filter(shipping_options::Column::ProductId.eq(id))
-        .order_by_asc(shipping_options::Column::Position)
-        .all(conn)
-        .await?;
-    let components = package_components::Entity::find()
-        .filter(package_components::Column::PackageId.eq(id))
-        .order_by_asc(package_components::Column::Id)
-        .all(conn)
-        .await?;
+    let (variants, shipping, components) = parts_of(conn, vec![id.to_owned()]).await?;
     Ok(Some(Stored {
         product,
         variants,
@@ -1470,13 +1469,7 @@ pub async fn list(
         .limit(limit + 1)
         .all(&state.db)
         .await?;
-    let more = rows.len() as u64 > limit;
-    let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
-    let next_cursor = if more {
-        rows.last().map(encode_cursor)
-    } else {
-        None
-    };
+    let (rows, next_cursor) = crate::catalog::model::split_page(rows, limit, encode_cursor);
     let items = views(&state.db, &event, rows, state.clock.now()).await?;
     Ok(ProductPage { items, next_cursor })
 }
