@@ -174,7 +174,14 @@ async fn counter_and_ledger(app: &TestApp, stock_id: &str) -> (i64, i64) {
     (counter, ledger)
 }
 
-fn field_codes(problem: &Value) -> Vec<(String, String)> {
+/// Expects 422 `validation_failed`; returns its `(field, code)` pairs.
+async fn invalid(response: Response) -> Vec<(String, String)> {
+    let problem = assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
     problem["errors"]
         .as_array()
         .map(|errors| {
@@ -237,12 +244,7 @@ async fn the_seed_flow_creates_a_ticket_publishes_and_lists_it() {
     assert_eq!(one["name"], "R석");
     assert_eq!(one["description"], "2층");
 
-    assert_problem(
-        app.get("/products").await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
+    invalid(app.get("/products").await).await;
 }
 
 #[tokio::test]
@@ -259,21 +261,20 @@ async fn general_admission_cannot_exceed_the_performance_capacity() {
             &json!({"event_id": event_id, "type": "TICKET", "name": "S석", "price": "44000", "quantity": 41, "grade": "S"}),
         )
         .await;
-    let problem = assert_problem(over, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert_eq!(
-        field_codes(&problem),
+        invalid(over).await,
         vec![("quantity".into(), "capacity_exceeded".into())]
     );
     ticket(&app, token, &event_id, 40).await;
     let raise = patch(&app, token, &id(&first), json!({"quantity": 61})).await;
-    assert_problem(raise, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    invalid(raise).await;
 
     // Archiving frees the places; bringing it back must fit again.
     let archived = patch(&app, token, &id(&first), json!({"status": "ARCHIVED"})).await;
     assert_eq!(archived.status(), StatusCode::OK);
     ticket(&app, token, &event_id, 60).await;
     let back = patch(&app, token, &id(&first), json!({"status": "ACTIVE"})).await;
-    assert_problem(back, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    invalid(back).await;
 }
 
 #[tokio::test]
@@ -328,14 +329,8 @@ async fn grades_are_tickets_of_one_performance_and_reserved_ones_count_seats() {
             &json!({"event_id": event_id, "type": "TICKET", "name": "S석", "price": "99000", "quantity": 50, "grade": "S", "seating": "RESERVED"}),
         )
         .await;
-    let problem = assert_problem(
-        set_quantity,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
     assert_eq!(
-        field_codes(&problem),
+        invalid(set_quantity).await,
         vec![("quantity".into(), "derived_quantity".into())]
     );
     let reserved = create(
@@ -364,7 +359,7 @@ async fn grades_are_tickets_of_one_performance_and_reserved_ones_count_seats() {
             &json!({"event_id": event_id, "type": "TICKET", "name": "A석", "price": "1000", "quantity": 1, "grade": "A"}),
         )
         .await;
-    assert_problem(over, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    invalid(over).await;
 
     let list: Value = app
         .get_as(&format!("/products?event_id={event_id}&type=TICKET"), token)
@@ -380,12 +375,7 @@ async fn grades_are_tickets_of_one_performance_and_reserved_ones_count_seats() {
             &json!({"event_id": event_id, "type": "TICKET", "name": "X", "price": "1", "quantity": 1, "grade": "x".repeat(33)}),
         )
         .await;
-    assert_problem(
-        bad_grade,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
+    invalid(bad_grade).await;
 
     // With two performances, the ticket must name one.
     let grow = send(
@@ -412,14 +402,8 @@ async fn grades_are_tickets_of_one_performance_and_reserved_ones_count_seats() {
             &json!({"event_id": event_id, "type": "TICKET", "name": "R석", "price": "1000", "quantity": 1}),
         )
         .await;
-    let problem = assert_problem(
-        unnamed,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
     assert_eq!(
-        field_codes(&problem),
+        invalid(unnamed).await,
         vec![("performance_id".into(), "required".into())]
     );
 }
@@ -491,7 +475,7 @@ async fn merch_keeps_stock_on_variants_with_preorders_and_shipping() {
         "untouched lists stay"
     );
     let sum = patch(&app, token, &id(&tee), json!({"quantity": 99})).await;
-    assert_problem(sum, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    invalid(sum).await;
 
     let taken = app
         .post_as(
@@ -511,12 +495,7 @@ async fn merch_keeps_stock_on_variants_with_preorders_and_shipping() {
                     "shipping_options": [{"kind": "BOAT", "name": "배", "fee": "1"}]}),
         )
         .await;
-    assert_problem(
-        no_date,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
+    invalid(no_date).await;
     let no_date = app
         .post_as(
             "/products",
@@ -525,14 +504,8 @@ async fn merch_keeps_stock_on_variants_with_preorders_and_shipping() {
                     "variants": [{"name": "M", "sku": "PRE-M", "quantity": 0, "preorder_limit": 5}]}),
         )
         .await;
-    let problem = assert_problem(
-        no_date,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
     assert_eq!(
-        field_codes(&problem),
+        invalid(no_date).await,
         vec![("variants[0].expected_ship_date".into(), "required".into())]
     );
 }
@@ -600,12 +573,7 @@ async fn packages_and_bundles_remain_as_their_scarcest_part_allows() {
                     "components": [{"product_id": id(&seat), "quantity": 1}]}),
         )
         .await;
-    assert_problem(
-        ticket_bundle,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
+    invalid(ticket_bundle).await;
 
     // The kind follows the components.
     let mixed: Value = patch(
@@ -657,14 +625,8 @@ async fn packages_refuse_themselves_other_events_packages_and_reserved_seats() {
             json!({"components": [{"product_id": component, "quantity": 1}]}),
         )
         .await;
-        let problem = assert_problem(
-            response,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-        )
-        .await;
         assert_eq!(
-            field_codes(&problem),
+            invalid(response).await,
             vec![("components[0].product_id".into(), code.into())],
             "{code}"
         );
@@ -677,14 +639,8 @@ async fn packages_refuse_themselves_other_events_packages_and_reserved_seats() {
                     "components": [{"product_id": id(&package), "quantity": 1}]}),
         )
         .await;
-    let problem = assert_problem(
-        nested,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
     assert_eq!(
-        field_codes(&problem),
+        invalid(nested).await,
         vec![(
             "components[0].product_id".into(),
             "component_is_package".into()
@@ -756,14 +712,8 @@ async fn quantity_changes_move_remaining_and_never_below_what_is_sold() {
         Some(&json!({"event_id": event_id, "type": "MERCH", "name": "R석", "price": "60000", "quantity": 9})),
     )
     .await;
-    let problem = assert_problem(
-        retype,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
     assert_eq!(
-        field_codes(&problem),
+        invalid(retype).await,
         vec![("type".into(), "immutable".into())]
     );
 }
@@ -788,14 +738,8 @@ async fn bad_prices_quantities_and_types_are_refused_and_names_stay_text() {
         let mut body = base.clone();
         body[key] = value.clone();
         let response = app.post_as("/products", token, &body).await;
-        let problem = assert_problem(
-            response,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-        )
-        .await;
         assert_eq!(
-            field_codes(&problem),
+            invalid(response).await,
             vec![(field.to_owned(), code.to_owned())],
             "{key} = {value}"
         );
@@ -808,27 +752,18 @@ async fn bad_prices_quantities_and_types_are_refused_and_names_stay_text() {
         let mut body = base.clone();
         body[key] = value;
         let response = app.post_as("/products", token, &body).await;
-        assert_problem(
-            response,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-        )
-        .await;
+        invalid(response).await;
     }
     let html = "<script>alert(1)</script>";
     let mut body = base.clone();
     body["name"] = json!(html);
     let product = create(&app, token, &body).await;
     assert_eq!(product["name"], html, "stored and returned as text");
-    let problem = assert_problem(
-        app.get_as(&format!("/products?event_id={event_id}&type=COUPON"), token)
-            .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
+    let listed = app
+        .get_as(&format!("/products?event_id={event_id}&type=COUPON"), token)
+        .await;
     assert_eq!(
-        field_codes(&problem),
+        invalid(listed).await,
         vec![("type".into(), "unknown_type".into())]
     );
 }
