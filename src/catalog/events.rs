@@ -741,13 +741,7 @@ pub async fn list(
         .limit(limit + 1)
         .all(&state.db)
         .await?;
-    let more = rows.len() as u64 > limit;
-    let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
-    let next_cursor = if more {
-        rows.last().map(encode_cursor)
-    } else {
-        None
-    };
+    let (rows, next_cursor) = super::model::split_page(rows, limit, encode_cursor);
     let now = state.clock.now();
     let all_performances = performances::views_for(&state.db, &rows, now).await?;
     let items = rows
@@ -765,24 +759,11 @@ pub async fn list(
 }
 
 fn encode_cursor(row: &events::Model) -> String {
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-    URL_SAFE_NO_PAD.encode(format!(
-        "{}|{}",
-        from_db(row.start_at).unix_timestamp_nanos() / 1000,
-        row.id
-    ))
+    super::model::encode_cursor(row.start_at, &row.id)
 }
 
 fn decode_cursor(cursor: &str) -> AppResult<(time::PrimitiveDateTime, String)> {
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-    let bad =
-        || AppError::invalid_field("cursor", "invalid_cursor", "is not a cursor from this list");
-    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let raw = String::from_utf8(raw).map_err(|_| bad())?;
-    let (micros, id) = raw.split_once('|').ok_or_else(bad)?;
-    let micros: i128 = micros.parse().map_err(|_| bad())?;
-    let at = OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).map_err(|_| bad())?;
-    Ok((to_db(at), id.to_owned()))
+    super::model::decode_cursor(cursor).map_err(|e| AppError::validation(vec![e]))
 }
 
 /// Ends published events whose `end_at` has passed. Safe on every instance at once: one

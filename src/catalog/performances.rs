@@ -2,8 +2,8 @@
 //! above `total_tickets`, and tickets on sale never exceed a performance's capacity.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -183,7 +183,8 @@ pub struct PerformancePatch {
     per_user_limit: Option<Option<i64>>,
 }
 
-fn present_time<'de, D: serde::Deserializer<'de>>(
+/// Like [`present`] for RFC 3339 times: `null` (clear) differs from an absent field (keep).
+pub fn present_time<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Option<OffsetDateTime>>, D::Error> {
     time::serde::rfc3339::option::deserialize(d).map(Some)
@@ -267,7 +268,8 @@ async fn other_capacity<C: ConnectionTrait>(
 }
 
 /// Tickets on sale for a performance: general-admission quantities plus reserved seats.
-async fn tickets_on_sale<C: ConnectionTrait>(conn: &C, performance_id: &str) -> AppResult<i64> {
+/// Reserved-seat products store quantity 0, so the seats (all but `BLOCKED`) count once.
+pub async fn tickets_on_sale<C: ConnectionTrait>(conn: &C, performance_id: &str) -> AppResult<i64> {
     let quantities: Vec<i32> = products::Entity::find()
         .select_only()
         .column(products::Column::Quantity)
@@ -277,7 +279,12 @@ async fn tickets_on_sale<C: ConnectionTrait>(conn: &C, performance_id: &str) -> 
         .into_tuple()
         .all(conn)
         .await?;
-    Ok(quantities.into_iter().map(i64::from).sum())
+    let seats = seats::Entity::find()
+        .filter(seats::Column::PerformanceId.eq(performance_id))
+        .filter(seats::Column::State.ne("BLOCKED"))
+        .count(conn)
+        .await?;
+    Ok(quantities.into_iter().map(i64::from).sum::<i64>() + seats as i64)
 }
 
 /// Adds a performance.

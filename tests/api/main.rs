@@ -12,6 +12,7 @@ mod lockout;
 mod login;
 mod mail;
 mod password_reset;
+mod products;
 mod rate_limits;
 mod security_events;
 mod sessions;

@@ -92,6 +92,17 @@ pub enum Mail {
         /// Greeting name.
         name: String,
     },
+    /// A product the user asked about ("notify me") can be bought again.
+    BackInStock {
+        /// Greeting name.
+        name: String,
+        /// The product (text).
+        product_name: String,
+        /// Its event (text).
+        event_title: String,
+        /// The event's page.
+        url: String,
+    },
 }
 
 /// Status of an outbox row.
@@ -166,5 +177,20 @@ mod tests {
         );
         let en = render(&mail, MailLocale::En).expect("renders");
         assert!(en.subject.contains("012345") || en.text.contains("valid for 5 minutes"));
+    }
+
+    #[test]
+    fn back_in_stock_names_the_product_and_escapes_it_in_html() {
+        let mail = Mail::BackInStock {
+            name: "Kim".into(),
+            product_name: "<i>Tee</i>".into(),
+            event_title: "Winter".into(),
+            url: "http://localhost:8080/e/1".into(),
+        };
+        for locale in [MailLocale::Ko, MailLocale::En] {
+            let r = render(&mail, locale).expect("renders");
+            assert!(r.text.contains("<i>Tee</i>") && r.text.contains("/e/1"));
+            assert!(!r.html.contains("<i>Tee"), "escaped: {}", r.html);
+        }
     }
 }

@@ -240,5 +240,36 @@ pub fn render(mail: &Mail, locale: MailLocale) -> anyhow::Result<Rendered> {
             footer: Vec::new(),
         }
         .render(ko),
+        Mail::BackInStock {
+            name,
+            product_name,
+            event_title,
+            url,
+        } => Notice {
+            subject: if ko {
+                format!("[boxoffice] {product_name} 다시 구매할 수 있습니다")
+            } else {
+                format!("[boxoffice] {product_name} is available again")
+            },
+            greeting: greeting(ko, name),
+            paragraphs: if ko {
+                vec![
+                    format!("알림을 신청하신 {event_title}의 {product_name} 상품을 다시 구매할 수 있습니다. 수량이 한정되어 먼저 주문하신 분께 판매됩니다."),
+                    url.clone(),
+                ]
+            } else {
+                vec![
+                    format!("{product_name} for {event_title}, which you asked us about, can be bought again. Quantities are limited: first come, first served."),
+                    url.clone(),
+                ]
+            },
+            code: None,
+            footer: vec![if ko {
+                "알림은 한 번만 보내 드립니다. 다시 받으려면 상품 페이지에서 다시 신청하세요.".to_owned()
+            } else {
+                "We send this once. To hear about the next restock, ask again on the product page.".to_owned()
+            }],
+        }
+        .render(ko),
     }
 }
