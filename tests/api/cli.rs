@@ -159,7 +159,7 @@ async fn bench_seed_needs_bench_mode_and_then_writes_usable_tokens() {
 }
 
 #[tokio::test]
-async fn demo_seeding_creates_three_accounts_once() {
+async fn demo_seeding_creates_three_accounts_and_a_catalog_once() {
     let app = TestApp::spawn().await;
     boxoffice::demo::seed(&app.state).await.expect("seed");
     boxoffice::demo::seed(&app.state)
@@ -171,4 +171,32 @@ async fn demo_seeding_creates_three_accounts_once() {
         .await
         .expect("count");
     assert_eq!(count, 3);
+    let events: serde_json::Value = app.get("/events").await.json().await.expect("json");
+    let items = events["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "a concert and a small show, both published");
+    let concert = items
+        .iter()
+        .find(|e| e["performances"].as_array().is_some_and(|p| p.len() == 2))
+        .expect("two-night concert");
+    assert_eq!(
+        concert["sale_state"], "UPCOMING",
+        "sales open a few minutes after start"
+    );
+    let products: serde_json::Value = app
+        .get(&format!(
+            "/products?event_id={}&limit=100",
+            concert["id"].as_str().expect("id")
+        ))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let types: Vec<&str> = products["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|p| p["type"].as_str())
+        .collect();
+    assert!(types.iter().filter(|t| **t == "MERCH").count() >= 3);
+    assert!(types.iter().filter(|t| **t == "PACKAGE").count() >= 2);
 }
