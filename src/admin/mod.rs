@@ -109,8 +109,10 @@ impl Cursor {
         let text = String::from_utf8(bytes).map_err(|_| invalid())?;
         let (micros, id) = text.split_once(':').ok_or_else(invalid)?;
         let micros: i128 = micros.parse().map_err(|_| invalid())?;
-        let created_at =
-            OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).map_err(|_| invalid())?;
+        let created_at = OffsetDateTime::from_unix_timestamp_nanos(
+            micros.checked_mul(1000).ok_or_else(invalid)?,
+        )
+        .map_err(|_| invalid())?;
         if id.is_empty() || id.len() > 64 {
             return Err(invalid());
         }

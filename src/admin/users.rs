@@ -24,17 +24,11 @@ use crate::{
     },
     db::{
         self,
-        entities::{
-            user_authorization,
-            users::{self, Column, Entity as Users},
-        },
+        entities::users::{self, Column, Entity as Users},
     },
     error::{AppError, AppResult, FieldError, Problem},
     http::{ApiJson, ApiQuery, ClientIp, extract::ApiPath},
-    infra::{
-        bus,
-        clock::{from_db, to_db},
-    },
+    infra::clock::{from_db, to_db},
 };
 
 /// Why sessions were ended by an administrator's change (`user_authorization.revoke_reason`).
@@ -447,9 +441,25 @@ pub async fn update(
     })
     .await?;
     for family in &families {
-        announce_revocation(state, family).await;
+        crate::auth::flows::announce_revocation(state, family).await;
     }
     Ok(row)
+}
+
+/// The ids of the active administrators, row-locked (FOR UPDATE on MariaDB; SQLite's IMMEDIATE
+/// transaction already serialises writers) and always in index order, so two changes that could
+/// each remove an admin queue rather than deadlock or both succeed.
+pub async fn lock_active_admins<C: ConnectionTrait>(tx: &C) -> AppResult<Vec<String>> {
+    Ok(Users::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(Column::Role.eq(Role::Admin.as_str()))
+        .filter(Column::Status.eq(status::ACTIVE))
+        .filter(Column::DeletedAt.is_null())
+        .lock_exclusive()
+        .into_tuple()
+        .all(tx)
+        .await?)
 }
 
 async fn apply_change<C: ConnectionTrait>(
@@ -464,16 +474,7 @@ async fn apply_change<C: ConnectionTrait>(
         || change.status == Some(UserStatus::Disabled);
     // Locked first and always in the same (index) order, so two such changes queue, not deadlock.
     let active_admins: Vec<String> = if may_remove_admin {
-        Users::find()
-            .select_only()
-            .column(Column::Id)
-            .filter(Column::Role.eq(Role::Admin.as_str()))
-            .filter(Column::Status.eq(status::ACTIVE))
-            .filter(Column::DeletedAt.is_null())
-            .lock_exclusive()
-            .into_tuple()
-            .all(tx)
-            .await?
+        lock_active_admins(tx).await?
     } else {
         Vec::new()
     };
@@ -520,7 +521,7 @@ async fn apply_change<C: ConnectionTrait>(
         None
     };
     let families = match revoke_reason {
-        Some(why) => revoke_all(tx, now, &user.id, why).await?,
+        Some(why) => crate::auth::sessions::revoke_user(tx, now, &user.id, None, why).await?,
         None => Vec::new(),
     };
     audit_with_detail(
@@ -539,42 +540,4 @@ async fn apply_change<C: ConnectionTrait>(
     )
     .await?;
     Ok((row, families))
-}
-
-/// Revokes every live session family of a user; returns the families for the announcement.
-async fn revoke_all<C: ConnectionTrait>(
-    tx: &C,
-    now: OffsetDateTime,
-    user_id: &str,
-    why: &str,
-) -> AppResult<Vec<String>> {
-    use user_authorization::{Column as S, Entity as Sessions};
-    let families: Vec<String> = Sessions::find()
-        .select_only()
-        .column(S::FamilyId)
-        .distinct()
-        .filter(S::UserId.eq(user_id))
-        .filter(S::RevokedAt.is_null())
-        .into_tuple()
-        .all(tx)
-        .await?;
-    if !families.is_empty() {
-        Sessions::update_many()
-            .col_expr(S::RevokedAt, Expr::value(Some(to_db(now))))
-            .col_expr(S::RevokeReason, Expr::value(Some(why)))
-            .filter(S::UserId.eq(user_id))
-            .filter(S::RevokedAt.is_null())
-            .exec(tx)
-            .await?;
-    }
-    Ok(families)
-}
-
-/// Ends a family on every instance, as `auth::flows::logout` does.
-async fn announce_revocation(state: &AppState, family_id: &str) {
-    state.revoked.insert(family_id);
-    if let Err(e) = state.bus.publish(bus::SESSION_REVOKED, family_id).await {
-        // The database says revoked: refresh fails everywhere; access tokens end within 15 min.
-        tracing::warn!(error = %e, "could not publish session revocation");
-    }
 }

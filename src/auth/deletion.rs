@@ -62,6 +62,13 @@ pub async fn delete_account(
     let now = state.clock.now();
     match password {
         Some(password) => {
+            state
+                .limits
+                .check_account(
+                    crate::infra::ratelimit::account_action::PASSWORD_CHECK,
+                    &user.id,
+                )
+                .await?;
             if !state
                 .passwords
                 .verify(password, user.password.clone())
@@ -92,6 +99,15 @@ pub async fn delete_account(
     let families = db::write_tx(&state.db, |tx| {
         let user = user.clone();
         Box::pin(async move {
+            if user.role == super::model::Role::Admin.as_str() && user.status == status::ACTIVE {
+                let admins = crate::admin::users::lock_active_admins(tx).await?;
+                if !admins.iter().any(|a| a != &user.id) {
+                    return Err(AppError::conflict(
+                        "last_admin",
+                        "You are the last active administrator; promote another one before deleting this account.",
+                    ));
+                }
+            }
             let anonymous = format!("deleted-{}@deleted.invalid", user.id);
             user_rows::ActiveModel {
                 id: Set(user.id.clone()),

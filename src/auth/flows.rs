@@ -202,6 +202,10 @@ pub async fn verify_email(
     if user.email_verified_at.is_some() {
         return Err(invalid());
     }
+    state
+        .limits
+        .check_account(account_action::CODE_ATTEMPT, &user.id)
+        .await?;
     let now = state.clock.now();
     let user_id = user.id.clone();
     let outcome = db::write_tx(&state.db, |tx| {

@@ -1,6 +1,8 @@
 //! Password reset (by mailed code) and password change (signed in).
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, Set};
+
+use crate::infra::ratelimit::account_action;
 
 use super::{
     codes::{self, Check, Purpose},
@@ -11,10 +13,7 @@ use super::{
 };
 use crate::{
     app::AppState,
-    db::{
-        self,
-        entities::{user_authorization, users as user_rows},
-    },
+    db::{self, entities::users as user_rows},
     error::{AppError, AppResult},
     infra::{
         clock::to_db,
@@ -111,11 +110,16 @@ pub async fn reset(
         .map_err(|e| AppError::validation(vec![rename(e, "new_password")]))?;
     let user = users::find_by_email(&state.db, &email)
         .await?
-        .filter(|u| u.status == status::ACTIVE)
-        .ok_or_else(invalid)?;
+        .filter(|u| u.status == status::ACTIVE);
+    // Hash in both cases, so the answer for an unknown address takes as long.
     let hash = state
         .passwords
         .hash(state.rng.clone(), new_password)
+        .await?;
+    let user = user.ok_or_else(invalid)?;
+    state
+        .limits
+        .check_account(account_action::CODE_ATTEMPT, &user.id)
         .await?;
     let now = state.clock.now();
     let outcome = db::write_tx(&state.db, |tx| {
@@ -202,6 +206,10 @@ pub async fn change(
         .passwords
         .check_policy(&new_password, &user.email_normalized)
         .map_err(|e| AppError::validation(vec![rename(e, "new_password")]))?;
+    state
+        .limits
+        .check_account(account_action::PASSWORD_CHECK, &user.id)
+        .await?;
     if !state
         .passwords
         .verify(current, user.password.clone())
@@ -268,24 +276,7 @@ pub async fn revoke_all<C: sea_orm::ConnectionTrait>(
     user_id: &str,
     keep: Option<&str>,
 ) -> AppResult<Vec<String>> {
-    let mut query = user_authorization::Entity::find()
-        .filter(user_authorization::Column::UserId.eq(user_id))
-        .filter(user_authorization::Column::RevokedAt.is_null());
-    if let Some(keep) = keep {
-        query = query.filter(user_authorization::Column::FamilyId.ne(keep));
-    }
-    let mut families: Vec<String> = query
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|r| r.family_id)
-        .collect();
-    families.sort();
-    families.dedup();
-    for family in &families {
-        sessions::revoke_family(conn, now, family, sessions::reason::LOGOUT).await?;
-    }
-    Ok(families)
+    sessions::revoke_user(conn, now, user_id, keep, sessions::reason::LOGOUT).await
 }
 
 fn rename(mut e: crate::error::FieldError, field: &str) -> crate::error::FieldError {

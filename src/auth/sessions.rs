@@ -214,6 +214,37 @@ pub async fn revoke_family<C: ConnectionTrait>(
     Ok(res.rows_affected)
 }
 
+/// Revokes every live session family of a user except `keep`; returns the families revoked, to
+/// be announced after commit.
+pub async fn revoke_user<C: ConnectionTrait>(
+    conn: &C,
+    now: OffsetDateTime,
+    user_id: &str,
+    keep: Option<&str>,
+    why: &str,
+) -> AppResult<Vec<String>> {
+    let mut live = Sessions::find()
+        .select_only()
+        .column(Column::FamilyId)
+        .distinct()
+        .filter(Column::UserId.eq(user_id))
+        .filter(Column::RevokedAt.is_null());
+    if let Some(keep) = keep {
+        live = live.filter(Column::FamilyId.ne(keep));
+    }
+    let families: Vec<String> = live.into_tuple().all(conn).await?;
+    if !families.is_empty() {
+        Sessions::update_many()
+            .col_expr(Column::RevokedAt, Expr::value(Some(to_db(now))))
+            .col_expr(Column::RevokeReason, Expr::value(Some(why)))
+            .filter(Column::FamilyId.is_in(families.clone()))
+            .filter(Column::RevokedAt.is_null())
+            .exec(conn)
+            .await?;
+    }
+    Ok(families)
+}
+
 /// Families revoked recently enough that their access tokens may still be alive.
 pub async fn recently_revoked(
     db: &DatabaseConnection,

@@ -227,7 +227,8 @@ pub fn decode_cursor(cursor: &str) -> Result<(time::PrimitiveDateTime, String), 
     let raw = String::from_utf8(raw).map_err(|_| bad())?;
     let (micros, id) = raw.split_once('|').ok_or_else(bad)?;
     let micros: i128 = micros.parse().map_err(|_| bad())?;
-    let at = OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).map_err(|_| bad())?;
+    let at = OffsetDateTime::from_unix_timestamp_nanos(micros.checked_mul(1000).ok_or_else(bad)?)
+        .map_err(|_| bad())?;
     Ok((crate::infra::clock::to_db(at), id.to_owned()))
 }
 

@@ -47,7 +47,9 @@ impl Money {
                 format!("{} has no minor unit", currency.code()),
             ));
         }
-        let minor = (value * Decimal::from(100))
+        let minor = value
+            .checked_mul(Decimal::from(100))
+            .ok_or_else(|| invalid("is too large"))?
             .trunc()
             .to_string()
             .parse::<i64>()
@@ -176,7 +178,15 @@ mod tests {
     #[test]
     fn bad_amounts_are_refused() {
         let usd = Currency::parse("USD").expect("code");
-        for bad in ["-1", "abc", "1.234", "", "1e400", "99999999999999999999"] {
+        for bad in [
+            "-1",
+            "abc",
+            "1.234",
+            "",
+            "1e400",
+            "99999999999999999999",
+            "79228162514264337593543950335",
+        ] {
             assert!(Money::parse("price", bad, &usd).is_err(), "{bad}");
         }
         assert!(

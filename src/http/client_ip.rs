@@ -39,13 +39,15 @@ impl FromRequestParts<AppState> for ClientIp {
 
 /// Walks `X-Forwarded-For` from the right, skipping trusted proxies.
 pub fn resolve(peer: IpAddr, forwarded: &str, trusted: &[IpNet]) -> IpAddr {
+    // An IPv4 peer seen through an IPv6 wildcard listener is `::ffff:a.b.c.d`; compare as IPv4.
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
     let mut client = peer;
     for hop in forwarded.split(',').rev().map(str::trim) {
-        match hop.parse::<IpAddr>() {
+        match hop.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
             Ok(ip) => {
                 client = ip;
                 if !is_trusted(&ip) {
@@ -73,5 +75,10 @@ mod tests {
         );
         assert_eq!(resolve(outsider, "198.51.100.7", &trusted), outsider);
         assert_eq!(resolve(proxy, "", &trusted), proxy);
+        let mapped: IpAddr = "::ffff:10.0.0.5".parse().expect("ip");
+        assert_eq!(
+            resolve(mapped, "198.51.100.7", &trusted),
+            "198.51.100.7".parse::<IpAddr>().expect("ip")
+        );
     }
 }

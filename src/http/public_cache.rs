@@ -53,13 +53,17 @@ impl PublicCache {
     }
 }
 
+fn is_catalog(path: &str) -> bool {
+    (path == "/events"
+        || path.starts_with("/events/")
+        || path == "/products"
+        || path.starts_with("/products/"))
+        && !path.contains("/seats")
+}
+
 fn cacheable(method: &Method, path: &str, headers: &HeaderMap) -> bool {
     method == Method::GET
-        && (path == "/events"
-            || path.starts_with("/events/")
-            || path == "/products"
-            || path.starts_with("/products/"))
-        && !path.contains("/seats")
+        && is_catalog(path)
         && headers.get(header::AUTHORIZATION).is_none()
         && crate::auth::extract::cookie(headers, SESSION_COOKIE).is_none_or(|c| c.is_empty())
 }
@@ -96,7 +100,16 @@ fn respond(entry: &Cached, if_none_match: Option<&HeaderValue>) -> Response {
 /// Middleware: answers cacheable reads from memory, fills the cache on a miss.
 pub async fn serve(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if !cacheable(req.method(), req.uri().path(), req.headers()) {
-        return next.run(req).await;
+        let personal = req.method() == Method::GET && is_catalog(req.uri().path());
+        let mut response = next.run(req).await;
+        // A signed-in read may include drafts: no shared cache may keep it.
+        if personal && !response.headers().contains_key(header::CACHE_CONTROL) {
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-store"),
+            );
+        }
+        return response;
     }
     let key = req.uri().to_string();
     let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();

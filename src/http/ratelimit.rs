@@ -40,7 +40,9 @@ pub async fn limit(
         return refuse("api", &api);
     }
     let mut applied = api;
-    if req.method() == Method::POST
+    // Every unsafe /auth/* request (sign-in, codes, password change, account deletion) costs
+    // a hash or a code try, so all of them share the stricter limit.
+    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
         && req.uri().path().starts_with("/auth/")
         && let Some(auth) = state.limits.check_auth(ip).await
     {

@@ -157,3 +157,57 @@ async fn a_deletion_body_that_is_not_json_is_refused() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_last_active_admin_cannot_delete_their_account() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let response = delete_me(
+        &app,
+        &admin.access_token,
+        Some(json!({"password": PASSWORD})),
+    )
+    .await;
+    assert_problem(response, StatusCode::CONFLICT, "last_admin").await;
+    let second = app.admin().await;
+    let response = delete_me(
+        &app,
+        &second.access_token,
+        Some(json!({"password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::NO_CONTENT,
+        "another admin remains"
+    );
+}
+
+#[tokio::test]
+async fn password_guesses_through_deletion_are_limited_per_account() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        statuses.push(
+            delete_me(
+                &app,
+                &user.access_token,
+                Some(json!({"password": "a wrong guess"})),
+            )
+            .await
+            .status(),
+        );
+    }
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count()
+            <= 20
+    );
+}

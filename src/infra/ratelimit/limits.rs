@@ -23,7 +23,15 @@ pub mod account_action {
     pub const VERIFY_RESEND: &str = "verify_resend";
     /// Password-reset mails (`RATE_LIMIT_MAIL_PER_ACCOUNT`).
     pub const PASSWORD_FORGOT: &str = "password_forgot";
+    /// Password checks of a signed-in user (change, deletion): as sign-ins.
+    pub const PASSWORD_CHECK: &str = "password_check";
+    /// Tries of e-mailed codes, across every code the account is sent (a day's cap).
+    pub const CODE_ATTEMPT: &str = "code_attempt";
 }
+
+/// Code tries per account per day: every new code restarts its own five tries, so without a
+/// cap across codes a patient attacker could keep guessing.
+const CODE_ATTEMPTS_PER_DAY: u32 = 30;
 
 /// `RateLimit-Limit`.
 pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
@@ -42,6 +50,7 @@ pub struct Limits {
     auth_per_ip: Quota,
     login_per_account: Quota,
     mail_per_account: Quota,
+    code_per_account: Quota,
 }
 
 impl Limits {
@@ -70,6 +79,7 @@ impl Limits {
                 config.rate_limit_mail_per_account,
                 Duration::from_secs(60 * 60),
             ),
+            code_per_account: Quota::new(CODE_ATTEMPTS_PER_DAY, Duration::from_secs(24 * 60 * 60)),
         }
     }
 
@@ -91,7 +101,7 @@ impl Limits {
         })
     }
 
-    /// Counts a `POST /auth/*` against the per-IP auth limit (shared); `None` when off.
+    /// Counts an unsafe `/auth/*` request against the per-IP auth limit (shared); `None` when off.
     pub async fn check_auth(&self, ip: IpAddr) -> Option<Decision> {
         if !self.enabled {
             return None;
@@ -110,10 +120,10 @@ impl Limits {
         if !self.enabled {
             return Ok(());
         }
-        let quota = if action == account_action::LOGIN {
-            self.login_per_account
-        } else {
-            self.mail_per_account
+        let quota = match action {
+            account_action::LOGIN | account_action::PASSWORD_CHECK => self.login_per_account,
+            account_action::CODE_ATTEMPT => self.code_per_account,
+            _ => self.mail_per_account,
         };
         // Hashed: addresses do not appear in Redis keys or memory dumps.
         let digest = Sha256::digest(account_key.as_bytes());
