@@ -83,6 +83,8 @@ pub struct App {
     pub live_orders: Arc<dyn LiveOrders>,
     /// Anonymous catalog reads, by URI.
     pub public_cache: crate::http::public_cache::PublicCache,
+    /// Seat-map documents (layouts and per-second state snapshots).
+    pub seat_maps: crate::catalog::seats::SeatCache,
 }
 
 /// What differs between a real start and a test: time, randomness, key prefix.
@@ -236,6 +238,7 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
             .live_orders
             .unwrap_or_else(crate::auth::deletion::default_hook),
         public_cache: crate::http::public_cache::PublicCache::new(),
+        seat_maps: crate::catalog::seats::SeatCache::new(),
     }));
     tokio::spawn(
         MailWorker {

@@ -6,6 +6,7 @@ pub mod handlers;
 pub mod model;
 pub mod money;
 pub mod performances;
+pub mod seats;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -31,4 +32,5 @@ pub fn router() -> OpenApiRouter<AppState> {
             handlers::patch_performance,
             handlers::delete_performance
         ))
+        .merge(seats::router())
 }
