@@ -9,6 +9,7 @@ mod lockout;
 mod login;
 mod mail;
 mod password_reset;
+mod seat_maps;
 mod sessions;
 mod signup;
 mod tokens;

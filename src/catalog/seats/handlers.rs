@@ -113,7 +113,9 @@ pub async fn get_layout(
 ) -> AppResult<Response> {
     let snapshot = visible_snapshot(&state, user.as_ref(), &id, &pid).await?;
     let version = query.version.unwrap_or(snapshot.version);
-    if version < 1 {
+    // Only the current version is kept; a newer one than this instance's snapshot knows may
+    // already be stored (asked for by a client that read another instance's state document).
+    if version < 1 || version < snapshot.version {
         return Err(AppError::not_found());
     }
     let db = state.db.clone();
