@@ -61,7 +61,7 @@ fn cacheable(method: &Method, path: &str, headers: &HeaderMap) -> bool {
             || path.starts_with("/products/"))
         && !path.contains("/seats")
         && headers.get(header::AUTHORIZATION).is_none()
-        && !crate::auth::extract::cookie(headers, SESSION_COOKIE).is_some_and(|c| !c.is_empty())
+        && crate::auth::extract::cookie(headers, SESSION_COOKIE).is_none_or(|c| c.is_empty())
 }
 
 fn respond(entry: &Cached, if_none_match: Option<&HeaderValue>) -> Response {
