@@ -63,13 +63,23 @@ pub const ENCODING: &str = "2bit-base64";
 /// Packs states 4 to a byte, seat `i` in bits `2*(i%4)..2*(i%4)+2` of byte `i/4` (the first
 /// seat in the lowest bits); a partial last byte is padded with zeros.
 pub fn pack(states: impl IntoIterator<Item = SeatState>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (i, state) in states.into_iter().enumerate() {
-        if i % 4 == 0 {
-            out.push(0);
-        }
-        if let Some(last) = out.last_mut() {
-            *last |= state.bits() << ((i % 4) * 2);
+    let states: Vec<SeatState> = states.into_iter().collect();
+    let taken: Vec<(usize, SeatState)> = states
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| **s != SeatState::Available)
+        .map(|(i, s)| (i, *s))
+        .collect();
+    pack_sparse(states.len(), &taken)
+}
+
+/// Packs `seat_count` seats given only those that are not available (the rest are 0); seats
+/// past `seat_count` are ignored.
+pub fn pack_sparse(seat_count: usize, taken: &[(usize, SeatState)]) -> Vec<u8> {
+    let mut out = vec![0u8; seat_count.div_ceil(4)];
+    for (position, state) in taken {
+        if *position < seat_count {
+            out[position / 4] |= state.bits() << ((position % 4) * 2);
         }
     }
     out
@@ -266,13 +276,17 @@ impl SeatCache {
     }
 }
 
-/// Builds the encoded state document from states in layout order.
-pub fn encode_state(version: i32, states: &[SeatState]) -> std::io::Result<Encoded> {
+/// Builds the encoded state document of `seat_count` seats from those not available.
+pub fn encode_state(
+    version: i32,
+    seat_count: usize,
+    taken: &[(usize, SeatState)],
+) -> std::io::Result<Encoded> {
     let doc = StateDocument {
         version,
-        seat_count: i64::try_from(states.len()).unwrap_or(i64::MAX),
+        seat_count: i64::try_from(seat_count).unwrap_or(i64::MAX),
         encoding: ENCODING,
-        data: STANDARD.encode(pack(states.iter().copied())),
+        data: STANDARD.encode(pack_sparse(seat_count, taken)),
     };
     let json = serde_json::to_vec(&doc).map_err(std::io::Error::other)?;
     Encoded::content_tagged(json)
@@ -290,6 +304,13 @@ mod tests {
         assert_eq!(bits_at(&packed, 2), Some(2));
         assert_eq!(bits_at(&packed, 4), Some(1));
         assert_eq!(bits_at(&packed, 8), None);
+        assert_eq!(
+            pack_sparse(
+                5,
+                &[(1, Held), (2, Sold), (3, Blocked), (4, Held), (9, Sold)]
+            ),
+            packed
+        );
     }
 
     #[test]
@@ -302,8 +323,16 @@ mod tests {
 
     #[test]
     fn fifty_thousand_seats_fit_in_well_under_thirty_kilobytes() {
-        let states = vec![SeatState::Available; 50_000];
-        let encoded = encode_state(1, &states).expect("encode");
+        // Worst case for size: nothing repeats.
+        let taken: Vec<_> = (0..50_000)
+            .map(|i| {
+                (
+                    i,
+                    [SeatState::Held, SeatState::Sold, SeatState::Blocked][i % 7 % 3],
+                )
+            })
+            .collect();
+        let encoded = encode_state(1, 50_000, &taken).expect("encode");
         assert!(encoded.json.len() < 30 * 1024, "{}", encoded.json.len());
         assert!(encoded.gzip.len() < encoded.json.len());
     }
