@@ -1,6 +1,6 @@
 //! Seat maps: a performance's seats (sections → rows → seats, or generator blocks), organizer
 //! holds, and two read documents: the layout (immutable per version) and the seat states
-//! (2 bits per seat, at most a second old).
+//! (2 bits per seat, about a second old at most).
 
 pub mod handlers;
 pub mod layout;

@@ -1,13 +1,13 @@
 //! Seat states, the 2-bit state document, and the in-process caches of both seat documents.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use bytes::Bytes;
 use moka::sync::Cache;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::OnceCell;
+use tokio::{sync::OnceCell, time::Instant};
 use utoipa::ToSchema;
 
 use crate::{db::entities::events, infra::secrets::hex};
@@ -159,8 +159,6 @@ pub struct Snapshot {
     pub state: Option<Encoded>,
 }
 
-/// A snapshot being built or built; `None` inside when the performance does not exist.
-type SnapshotCell = Arc<OnceCell<Option<Arc<Snapshot>>>>;
 /// A layout document being loaded or loaded; `None` inside when that version is not stored.
 type LayoutCell = Arc<OnceCell<Option<Arc<LayoutBytes>>>>;
 
@@ -175,17 +173,19 @@ pub struct LayoutBytes {
     pub encoded: Encoded,
 }
 
-/// How long a snapshot is served: the stock buyers see lags by at most this.
+/// How long a snapshot counts as fresh: it is rebuilt at most this often per instance.
 pub const SNAPSHOT_TTL: Duration = Duration::from_secs(1);
+/// How long past [`SNAPSHOT_TTL`] a snapshot may still be served while its replacement is
+/// being built, so readers never wait for a rebuild under steady load. Past this a reader waits.
+pub const SNAPSHOT_GRACE: Duration = Duration::from_millis(250);
 /// Memory kept for layout documents (each a few MiB for a stadium).
 const LAYOUT_BYTES: u64 = 128 * 1024 * 1024;
 
 /// Per-instance caches of the seat documents.
 #[derive(Clone)]
 pub struct SeatCache {
-    /// By performance id; an entry lives [`SNAPSHOT_TTL`] from its creation, and concurrent
-    /// misses share one cell, so one instance reads a performance's seats at most once a second.
-    snapshots: Cache<String, SnapshotCell>,
+    /// By performance id: one instance reads a performance's seats at most once a second.
+    snapshots: Refreshing<Snapshot>,
     /// Loads in flight or just done, by `performance:version` (single-flight for cold starts).
     layout_loads: Cache<String, LayoutCell>,
     /// Loaded layout documents by `performance:version`, weighed by size. A version never
@@ -203,10 +203,7 @@ impl SeatCache {
     /// Empty caches.
     pub fn new() -> Self {
         Self {
-            snapshots: Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(SNAPSHOT_TTL)
-                .build(),
+            snapshots: Refreshing::new(SNAPSHOT_TTL, SNAPSHOT_GRACE),
             layout_loads: Cache::builder()
                 .max_capacity(1_000)
                 .time_to_live(Duration::from_secs(10))
@@ -221,7 +218,8 @@ impl SeatCache {
         }
     }
 
-    /// The performance's snapshot, built by `build` at most once per [`SNAPSHOT_TTL`].
+    /// The performance's snapshot, built by `build` at most once per [`SNAPSHOT_TTL`]; see
+    /// [`Refreshing::get`].
     pub async fn snapshot<F, Fut, E>(
         &self,
         performance_id: &str,
@@ -229,20 +227,16 @@ impl SeatCache {
     ) -> Result<Option<Arc<Snapshot>>, E>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<Option<Snapshot>, E>>,
+        Fut: Future<Output = Result<Option<Snapshot>, E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
     {
-        let cell = self
-            .snapshots
-            .get_with(performance_id.to_owned(), || Arc::new(OnceCell::new()));
-        cell.get_or_try_init(|| async { Ok(build().await?.map(Arc::new)) })
-            .await
-            .cloned()
+        self.snapshots.get(performance_id, build).await
     }
 
     /// Forgets a performance's snapshot (after a change made on this instance, so its author
     /// sees it at once; other instances catch up within [`SNAPSHOT_TTL`]).
     pub fn forget(&self, performance_id: &str) {
-        self.snapshots.invalidate(performance_id);
+        self.snapshots.forget(performance_id);
     }
 
     /// A layout document, loaded by `load` once per instance and version. A version that is
@@ -273,6 +267,115 @@ impl SeatCache {
             None => self.layout_loads.invalidate(&key),
         }
         Ok(loaded)
+    }
+}
+
+/// Values rebuilt at most once per `ttl` each, served stale for up to `grace` longer while one
+/// background task rebuilds them. Concurrent misses build once (single-flight).
+pub struct Refreshing<T> {
+    slots: Cache<String, Arc<Slot<T>>>,
+    ttl: Duration,
+    grace: Duration,
+}
+
+impl<T> Clone for Refreshing<T> {
+    fn clone(&self) -> Self {
+        Self {
+            slots: self.slots.clone(),
+            ttl: self.ttl,
+            grace: self.grace,
+        }
+    }
+}
+
+/// When a value was read from its source (the start of its build), and the value (`None`:
+/// the source has no such thing).
+type Stamped<T> = (Instant, Option<Arc<T>>);
+
+struct Slot<T> {
+    value: std::sync::Mutex<Option<Stamped<T>>>,
+    /// Held by whoever builds; `try_lock` decides who refreshes in the background.
+    building: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<T> Slot<T> {
+    fn read(&self) -> Option<Stamped<T>> {
+        self.value.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn store(&self, at: Instant, value: Option<Arc<T>>) {
+        *self.value.lock().unwrap_or_else(|p| p.into_inner()) = Some((at, value));
+    }
+}
+
+impl<T: Send + Sync + 'static> Refreshing<T> {
+    /// Empty, with the given freshness and grace.
+    pub fn new(ttl: Duration, grace: Duration) -> Self {
+        Self {
+            slots: Cache::builder()
+                .max_capacity(10_000)
+                // A slot nobody asked about for a minute is dropped with its value.
+                .time_to_idle(Duration::from_secs(60))
+                .build(),
+            ttl,
+            grace,
+        }
+    }
+
+    /// The value for `key`. Fresh (younger than `ttl`): returned as is. Stale but within
+    /// `grace`: returned as is, and if no build is running one starts in the background.
+    /// Otherwise the caller waits for one build, shared with every other waiter.
+    pub async fn get<F, Fut, E>(&self, key: &str, build: F) -> Result<Option<Arc<T>>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let slot = self.slots.get_with(key.to_owned(), || {
+            Arc::new(Slot {
+                value: std::sync::Mutex::new(None),
+                building: Arc::new(tokio::sync::Mutex::new(())),
+            })
+        });
+        if let Some((at, value)) = slot.read() {
+            let age = at.elapsed();
+            if age < self.ttl {
+                return Ok(value);
+            }
+            if age < self.ttl + self.grace {
+                if let Ok(guard) = slot.building.clone().try_lock_owned() {
+                    let (slot, build) = (slot.clone(), build());
+                    tokio::spawn(async move {
+                        let started = Instant::now();
+                        match build.await {
+                            Ok(fresh) => slot.store(started, fresh.map(Arc::new)),
+                            // The next reader past the grace period retries, and sees the error.
+                            Err(e) => {
+                                tracing::warn!(error = %e, "background seat snapshot refresh failed")
+                            }
+                        }
+                        drop(guard);
+                    });
+                }
+                return Ok(value);
+            }
+        }
+        let _guard = slot.building.lock().await;
+        // Whoever held the lock may just have built it.
+        if let Some((at, value)) = slot.read()
+            && at.elapsed() < self.ttl
+        {
+            return Ok(value);
+        }
+        let started = Instant::now();
+        let value = build().await?.map(Arc::new);
+        slot.store(started, value.clone());
+        Ok(value)
+    }
+
+    /// Drops a key's value, so the next reader builds afresh.
+    pub fn forget(&self, key: &str) {
+        self.slots.invalidate(key);
     }
 }
 
@@ -338,27 +441,61 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn concurrent_misses_build_a_snapshot_once() {
+    async fn concurrent_misses_build_once() {
         use std::sync::atomic::{AtomicU32, Ordering};
-        let cache = SeatCache::new();
+        let cache: Refreshing<u32> = Refreshing::new(SNAPSHOT_TTL, SNAPSHOT_GRACE);
         let builds = Arc::new(AtomicU32::new(0));
         let tasks: Vec<_> = (0..8)
             .map(|_| {
                 let (cache, builds) = (cache.clone(), builds.clone());
                 tokio::spawn(async move {
                     cache
-                        .snapshot("p", || async {
+                        .get("p", || async move {
                             builds.fetch_add(1, Ordering::SeqCst);
                             tokio::task::yield_now().await;
-                            Ok::<_, ()>(None)
+                            Ok::<_, String>(Some(7))
                         })
                         .await
                 })
             })
             .collect();
         for t in tasks {
-            assert!(matches!(t.await, Ok(Ok(None))));
+            assert!(matches!(t.await, Ok(Ok(Some(v))) if *v == 7));
         }
         assert_eq!(builds.load(Ordering::SeqCst), 1);
+    }
+
+    async fn get(cache: &Refreshing<u32>, next: u32) -> Option<u32> {
+        cache
+            .get("p", move || async move { Ok::<_, String>(Some(next)) })
+            .await
+            .expect("built")
+            .map(|v| *v)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stale_values_are_served_while_one_refresh_runs_then_waited_for() {
+        let cache: Refreshing<u32> = Refreshing::new(SNAPSHOT_TTL, SNAPSHOT_GRACE);
+        assert_eq!(get(&cache, 1).await, Some(1));
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert_eq!(get(&cache, 2).await, Some(1), "fresh: no rebuild");
+        tokio::time::advance(Duration::from_millis(600)).await;
+        assert_eq!(get(&cache, 2).await, Some(1), "stale within grace");
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            get(&cache, 3).await,
+            Some(2),
+            "the background refresh landed"
+        );
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert_eq!(
+            get(&cache, 4).await,
+            Some(4),
+            "too old: built before answering"
+        );
+        cache.forget("p");
+        assert_eq!(get(&cache, 5).await, Some(5));
     }
 }

@@ -506,9 +506,10 @@ async fn set_state<C: ConnectionTrait>(
 
 /// Reads a performance's event, layout version and seat states as one consistent snapshot.
 pub async fn load_snapshot(
-    db: &DatabaseConnection,
-    performance_id: &str,
+    db: DatabaseConnection,
+    performance_id: String,
 ) -> AppResult<Option<Snapshot>> {
+    let performance_id = performance_id.as_str();
     // One transaction, so the version, the seat count and the states belong together even while
     // a new layout is being written (REPEATABLE READ on MariaDB; SQLite readers see one WAL
     // snapshot).
