@@ -58,6 +58,11 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub organizer_token_file: Option<PathBuf>,
 
+    /// Measure this existing seat map (`/events/{id}/performances/{pid}/seats`, published)
+    /// instead of creating one.
+    #[arg(long, value_name = "PATH")]
+    pub seats_path: Option<String>,
+
     /// Seats in the map the seats scenario creates.
     #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub seats: u32,
