@@ -945,3 +945,52 @@ async fn a_drafts_seat_map_is_seen_only_by_who_manages_it() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn capacity_cannot_drop_below_the_seat_map_and_deleting_the_performance_removes_it() {
+    let app = TestApp::spawn().await;
+    let organizer = app.user_with_role(Role::Organizer).await;
+    let token = organizer.access_token.as_str();
+    let (eid, pid) = event(&app, &organizer, 100).await;
+    put_seats(&app, token, &eid, &pid, &one_row("A", "R", 5)).await;
+    let lower = |capacity: i64| {
+        app.client
+            .patch(app.url(&format!("/events/{eid}/performances/{pid}")))
+            .bearer_auth(token)
+            .json(&json!({"capacity": capacity}))
+            .send()
+    };
+    assert_problem(
+        lower(4).await.expect("request"),
+        StatusCode::CONFLICT,
+        "capacity_below_seats",
+    )
+    .await;
+    assert_eq!(lower(5).await.expect("request").status(), StatusCode::OK);
+
+    let deleted = app
+        .client
+        .delete(app.url(&format!("/events/{eid}/performances/{pid}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let layouts = boxoffice::db::entities::seat_layouts::Entity::find()
+        .filter(boxoffice::db::entities::seat_layouts::Column::PerformanceId.eq(pid.as_str()))
+        .count(&app.state.db)
+        .await
+        .expect("count");
+    assert_eq!(layouts, 0);
+    assert_problem(
+        get_doc(
+            &app,
+            Some(token),
+            &format!("{}/state", seats_path(&eid, &pid)),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+}

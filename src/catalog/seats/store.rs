@@ -287,6 +287,22 @@ async fn write_layout<C: ConnectionTrait>(
     Ok((performance.layout_version, deleted))
 }
 
+/// Seats of a performance, counted after locking its row (on MariaDB; SQLite's write
+/// transaction excludes other writers), so a concurrent upload cannot add seats beyond a
+/// capacity being lowered: uploads lock the same row first.
+pub async fn seat_count_locked<C: ConnectionTrait>(tx: &C, performance_id: &str) -> AppResult<i64> {
+    performances::Entity::find_by_id(performance_id.to_owned())
+        .lock_exclusive()
+        .one(tx)
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    let count = seats::Entity::find()
+        .filter(seats::Column::PerformanceId.eq(performance_id))
+        .count(tx)
+        .await?;
+    Ok(i64::try_from(count).unwrap_or(i64::MAX))
+}
+
 /// Seats to withhold from sale or give back, by label.
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
