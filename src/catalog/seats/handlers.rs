@@ -34,9 +34,12 @@ const CURRENT_LAYOUT: &str = "max-age=10";
 /// `Cache-Control` of the state document: rebuilt at most once a second anyway.
 const STATE: &str = "max-age=1";
 
-/// Replaces a performance's seat map (organizer of the event or admin). Up to 8 MiB, so a
-/// 50,000-seat stadium fits in one request, most easily as generator blocks. Refused with 409
-/// `seats_in_use` once any seat is held or sold; then only `PATCH` (block/unblock) applies.
+/// Replaces a performance's seat map (organizer of the event or admin).
+///
+/// Up to 8 MiB, so a 50,000-seat stadium fits in one request, most easily as generator blocks.
+/// Seat labels are `section-row-seat`, unique per performance (compared case-insensitively).
+/// Refused with 409 `seats_in_use` once any seat is held or sold; then only `PATCH`
+/// (block/unblock) applies.
 #[utoipa::path(put, path = "/events/{id}/performances/{pid}/seats", tag = "catalog",
     params(("id" = String, Path, description = "Event id"), ("pid" = String, Path, description = "Performance id")),
     request_body = SeatMapBody, security(("bearer" = []), ("cookie" = [])),
@@ -59,8 +62,11 @@ pub async fn replace_seats(
     ))
 }
 
-/// Blocks `AVAILABLE` seats (production holds, wheelchair places) and unblocks `BLOCKED` ones,
-/// by label, all or nothing.
+/// Blocks and unblocks seats by label, all or nothing.
+///
+/// `block` turns `AVAILABLE` seats into `BLOCKED` (production holds, wheelchair places),
+/// `unblock` turns `BLOCKED` seats back into `AVAILABLE`. If any label is unknown or in another
+/// state, nothing changes.
 #[utoipa::path(patch, path = "/events/{id}/performances/{pid}/seats", tag = "catalog",
     params(("id" = String, Path, description = "Event id"), ("pid" = String, Path, description = "Performance id")),
     request_body = SeatBlockBody, security(("bearer" = []), ("cookie" = [])),
@@ -91,10 +97,11 @@ pub struct LayoutQuery {
     version: Option<i32>,
 }
 
-/// The seat layout: every seat's id, label, section, row, seat, grade and drawing position,
-/// in layout order (a seat's index is its position in the state document). Immutable per
-/// version: with `?version=` it is cached for a year. Gzip when accepted. Drafts only for who
-/// manages them.
+/// The seat layout of a performance, immutable per version.
+///
+/// Every seat's id, label, section, row, seat, grade and drawing position, in layout order (a
+/// seat's index is its position in the state document). With `?version=` it is cached for a
+/// year; without, briefly. Gzip when accepted. Drafts only for who manages them.
 #[utoipa::path(get, path = "/events/{id}/performances/{pid}/seats/layout", tag = "catalog",
     params(("id" = String, Path, description = "Event id"), ("pid" = String, Path, description = "Performance id"), LayoutQuery),
     responses(
@@ -133,11 +140,14 @@ pub async fn get_layout(
     Ok(send(&headers, &layout.encoded, &snapshot, max_age))
 }
 
-/// Every seat's state, 2 bits per seat in layout order, base64 (`encoding: 2bit-base64`):
-/// 0 `AVAILABLE`, 1 `HELD`, 2 `SOLD`, 3 `BLOCKED`; the seat at position `i` is
+/// Every seat's state, 2 bits per seat in layout order.
+///
+/// `data` is standard base64 of the packed states (`encoding: 2bit-base64`): 0 `AVAILABLE`,
+/// 1 `HELD`, 2 `SOLD`, 3 `BLOCKED`; the seat at position `i` is
 /// `(byte[i >> 2] >> ((i & 3) * 2)) & 3`. Rebuilt at most once a second per instance and
 /// served from memory (gzip when accepted): it lags the database by about a second (at most
-/// 1.25 s: the previous document is served while the next one is read).
+/// 1.25 s: the previous document is served while the next one is read). Drafts only for who
+/// manages them.
 #[utoipa::path(get, path = "/events/{id}/performances/{pid}/seats/state", tag = "catalog",
     params(("id" = String, Path, description = "Event id"), ("pid" = String, Path, description = "Performance id")),
     responses(

@@ -92,9 +92,10 @@ pub fn bits_at(packed: &[u8], position: usize) -> Option<u8> {
         .map(|b| (b >> ((position % 4) * 2)) & 3)
 }
 
-/// `GET …/seats/state`: every seat's state, 2 bits each, in layout order.
+/// `GET …/seats/state`: every seat's state, 2 bits each, in layout order (the example: seat 1
+/// held, seat 4 blocked, the rest available).
 #[derive(Clone, Debug, Serialize, ToSchema)]
-#[schema(example = json!({"version": 3, "seat_count": 6, "encoding": "2bit-base64", "data": "QAM="}))]
+#[schema(example = json!({"version": 3, "seat_count": 6, "encoding": "2bit-base64", "data": "BAM="}))]
 pub struct StateDocument {
     /// Layout version the positions refer to (fetch `…/seats/layout?version=` when it changes).
     pub version: i32,
@@ -413,6 +414,17 @@ mod tests {
                 &[(1, Held), (2, Sold), (3, Blocked), (4, Held), (9, Sold)]
             ),
             packed
+        );
+    }
+
+    #[test]
+    fn the_documented_example_is_what_the_encoder_writes() {
+        let encoded =
+            encode_state(3, 6, &[(1, SeatState::Held), (4, SeatState::Blocked)]).expect("encode");
+        let doc: serde_json::Value = serde_json::from_slice(&encoded.json).expect("json");
+        assert_eq!(
+            doc,
+            serde_json::json!({"version": 3, "seat_count": 6, "encoding": "2bit-base64", "data": "BAM="})
         );
     }
 
