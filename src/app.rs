@@ -88,6 +88,8 @@ pub struct App {
     pub public_cache: crate::http::public_cache::PublicCache,
     /// Rate limits.
     pub limits: Limits,
+    /// Seat-map documents (layouts and per-second state snapshots).
+    pub seat_maps: crate::catalog::seats::SeatCache,
 }
 
 /// What differs between a real start and a test: time, randomness, key prefix.
@@ -244,6 +246,7 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
             .unwrap_or_else(crate::auth::deletion::default_hook),
         public_cache: crate::http::public_cache::PublicCache::new(),
         limits,
+        seat_maps: crate::catalog::seats::SeatCache::new(),
     }));
     // Subscribe before the first load so a change made meanwhile still triggers a reload.
     let ip_block_changes = state.bus.subscribe();

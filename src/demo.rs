@@ -223,12 +223,28 @@ async fn seed_catalog(state: &AppState, organizer: &Viewer) -> Result<(), AppErr
     Ok(())
 }
 
-/// The 2,000-seat map (added once seat maps are available).
+/// A 2,000-seat map in four grades with four wheelchair places held back.
 async fn seed_seat_map(
-    _state: &AppState,
-    _organizer: &Viewer,
-    _event_id: &str,
-    _performance_id: &str,
+    state: &AppState,
+    organizer: &Viewer,
+    event_id: &str,
+    performance_id: &str,
 ) -> Result<(), AppError> {
+    let map = body(json!({"blocks": [
+        {"section": "Floor", "rows": 4, "seats_per_row": 50, "grade": "VIP", "x": 0, "y": 0, "row_labels": "LETTERS"},
+        {"section": "A", "rows": 12, "seats_per_row": 50, "grade": "R", "x": 0, "y": 60},
+        {"section": "B", "rows": 12, "seats_per_row": 50, "grade": "S", "x": 0, "y": 200},
+        {"section": "C", "rows": 12, "seats_per_row": 50, "grade": "A", "x": 0, "y": 340}
+    ]}))?;
+    crate::catalog::seats::store::replace(state, organizer, event_id, performance_id, map).await?;
+    let held_back = body(json!({"block": ["C-12-1", "C-12-2", "C-12-3", "C-12-4"]}))?;
+    crate::catalog::seats::store::change_blocks(
+        state,
+        organizer,
+        event_id,
+        performance_id,
+        held_back,
+    )
+    .await?;
     Ok(())
 }

@@ -142,6 +142,11 @@ impl AppError {
     pub fn invalid_field(field: &str, code: &str, message: impl Into<String>) -> Self {
         Self::validation(vec![FieldError::new(field, code, message)])
     }
+    /// Adds per-item details (for example the seats a 409 is about) in `errors`.
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
+    }
     /// 429 with a specific code and `Retry-After`.
     pub fn too_many(code: &'static str, detail: impl Into<String>, retry_after: u64) -> Self {
         let mut err = Self::new(StatusCode::TOO_MANY_REQUESTS, code, detail);

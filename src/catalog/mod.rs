@@ -7,6 +7,7 @@ pub mod model;
 pub mod money;
 pub mod performances;
 pub mod products;
+pub mod seats;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -33,4 +34,5 @@ pub fn router() -> OpenApiRouter<AppState> {
             handlers::delete_performance
         ))
         .merge(products::router())
+        .merge(seats::router())
 }

@@ -18,7 +18,7 @@ use crate::{
     auth::flows::audit_with_detail,
     db::{
         self,
-        entities::{events, performances, products, seats},
+        entities::{events, performances, products, seat_layouts, seats},
     },
     error::{AppError, AppResult, FieldError},
     infra::clock::{from_db, to_db},
@@ -394,6 +394,13 @@ pub async fn update(
                     format!("{on_sale} tickets are on sale for this performance; lower them first."),
                 ));
             }
+            let seated = super::seats::store::seat_count_locked(tx, &current.id).await?;
+            if i64::from(checked.capacity) < seated {
+                return Err(AppError::conflict(
+                    "capacity_below_seats",
+                    format!("The seat map has {seated} seats; upload a smaller one first."),
+                ));
+            }
             let mut model: performances::ActiveModel = current.clone().into();
             model.start_at = Set(to_db(checked.start_at));
             model.doors_open_at = Set(checked.doors_open_at.map(to_db));
@@ -450,6 +457,9 @@ pub async fn delete(state: &AppState, viewer: &Viewer, event_id: &str, id: &str)
                 .filter(seats::Column::PerformanceId.eq(id.as_str()))
                 .exec(tx)
                 .await?;
+            seat_layouts::Entity::delete_by_id(id.clone())
+                .exec(tx)
+                .await?;
             performances::Entity::delete_by_id(id.clone())
                 .exec(tx)
                 .await?;
@@ -468,6 +478,7 @@ pub async fn delete(state: &AppState, viewer: &Viewer, event_id: &str, id: &str)
         })
     })
     .await?;
+    state.seat_maps.forget(id);
     state.catalog_changed(&event.id).await;
     Ok(())
 }

@@ -14,6 +14,7 @@ mod mail;
 mod password_reset;
 mod products;
 mod rate_limits;
+mod seat_maps;
 mod security_events;
 mod sessions;
 mod signup;

@@ -53,6 +53,20 @@ pub struct Cli {
     #[arg(long, default_value = "mysql://root@127.0.0.1:3306")]
     pub mysql_url: String,
 
+    /// File holding an organizer's access token (the seats scenario creates its event with it;
+    /// a file, so the token stays out of the report's command line).
+    #[arg(long, value_name = "FILE")]
+    pub organizer_token_file: Option<PathBuf>,
+
+    /// Measure this existing seat map (`/events/{id}/performances/{pid}/seats`, published)
+    /// instead of creating one.
+    #[arg(long, value_name = "PATH")]
+    pub seats_path: Option<String>,
+
+    /// Seats in the map the seats scenario creates.
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub seats: u32,
+
     /// Directory the JSON and Markdown reports are written to.
     #[arg(long, value_name = "DIR", default_value = "bench/results")]
     pub out: PathBuf,
@@ -65,6 +79,8 @@ pub enum ScenarioName {
     Calibrate,
     /// Authentication endpoints of a running boxoffice.
     Auth,
+    /// Seat-map documents of a generated stadium on a running boxoffice.
+    Seats,
 }
 
 impl ScenarioName {
@@ -73,6 +89,7 @@ impl ScenarioName {
         match self {
             Self::Calibrate => "calibrate",
             Self::Auth => "auth",
+            Self::Seats => "seats",
         }
     }
 }

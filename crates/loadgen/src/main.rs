@@ -14,6 +14,7 @@ mod report;
 mod runner;
 mod scenario;
 mod schedule;
+mod seats;
 
 use anyhow::Result;
 use clap::Parser;
@@ -34,6 +35,7 @@ async fn main() -> Result<()> {
     let output: RunOutput = match cli.scenario {
         ScenarioName::Calibrate => calibrate::run(&cli, &config).await?,
         ScenarioName::Auth => auth::run(&cli, &config).await?,
+        ScenarioName::Seats => seats::run(&cli, &config).await?,
     };
 
     let report = Report::new(&cli, command_line, started, machine::detect(), output)?;
