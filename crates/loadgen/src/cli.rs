@@ -81,6 +81,8 @@ pub enum ScenarioName {
     Auth,
     /// Seat-map documents of a generated stadium on a running boxoffice.
     Seats,
+    /// Anonymous catalog reads: the event list, a product, a stadium's seat state.
+    Catalog,
 }
 
 impl ScenarioName {
@@ -90,6 +92,7 @@ impl ScenarioName {
             Self::Calibrate => "calibrate",
             Self::Auth => "auth",
             Self::Seats => "seats",
+            Self::Catalog => "catalog",
         }
     }
 }

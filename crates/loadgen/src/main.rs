@@ -3,6 +3,8 @@
 
 mod auth;
 mod calibrate;
+mod catalog;
+mod catalog;
 mod cli;
 mod cmdline;
 mod error_text;
@@ -36,6 +38,7 @@ async fn main() -> Result<()> {
         ScenarioName::Calibrate => calibrate::run(&cli, &config).await?,
         ScenarioName::Auth => auth::run(&cli, &config).await?,
         ScenarioName::Seats => seats::run(&cli, &config).await?,
+        ScenarioName::Catalog => catalog::run(&cli, &config).await?,
     };
 
     let report = Report::new(&cli, command_line, started, machine::detect(), output)?;

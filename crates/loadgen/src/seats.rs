@@ -82,10 +82,14 @@ pub async fn run(cli: &Cli, config: &RunConfig) -> Result<RunOutput> {
 }
 
 /// The event, performance and paths created for the run.
-struct Setup {
-    state_path: String,
+pub(crate) struct Setup {
+    /// The published event.
+    pub(crate) event_id: String,
+    /// `…/seats/state` of its performance.
+    pub(crate) state_path: String,
     layout_path: String,
-    upload: Duration,
+    /// How long the map upload took.
+    pub(crate) upload: Duration,
 }
 
 impl Setup {
@@ -103,14 +107,27 @@ impl Setup {
         )
         .await?;
         let version = state["version"].as_i64().context("version")?;
+        let event_id = base
+            .trim_start_matches("/events/")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         Ok(Self {
+            event_id,
             layout_path: format!("{base}/layout?version={version}"),
             state_path,
             upload: Duration::ZERO,
         })
     }
 
-    async fn create(client: &Client, target: &str, token: &str, seats: u32) -> Result<Self> {
+    /// Creates a published event with a generated `seats`-seat map (50 seats blocked).
+    pub(crate) async fn create(
+        client: &Client,
+        target: &str,
+        token: &str,
+        seats: u32,
+    ) -> Result<Self> {
         let start = time::OffsetDateTime::now_utc() + time::Duration::days(30);
         let start = start
             .format(&time::format_description::well_known::Rfc3339)
@@ -179,6 +196,7 @@ impl Setup {
         )
         .await?;
         Ok(Self {
+            event_id,
             state_path: format!("{base}/state"),
             layout_path: format!("{base}/layout?version={version}"),
             upload,
@@ -186,7 +204,8 @@ impl Setup {
     }
 }
 
-async fn ok_json(
+/// The body of an answer with the expected status, as JSON.
+pub(crate) async fn ok_json(
     response: reqwest::Result<reqwest::Response>,
     expected: StatusCode,
     what: &str,
