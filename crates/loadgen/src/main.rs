@@ -4,7 +4,6 @@
 mod auth;
 mod calibrate;
 mod catalog;
-mod catalog;
 mod cli;
 mod cmdline;
 mod error_text;
