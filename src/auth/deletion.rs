@@ -17,10 +17,7 @@ use crate::{
         entities::{email_codes, users as user_rows},
     },
     error::{AppError, AppResult},
-    infra::{
-        clock::to_db,
-        mail::{self, Mail, MailLocale},
-    },
+    infra::{clock::to_db, mail::Mail},
 };
 
 /// Asks the orders module whether a user still has orders that must not lose their owner
@@ -132,14 +129,7 @@ pub async fn delete_account(
             let mail = Mail::AccountDeleted {
                 name: user.name.clone().unwrap_or_default(),
             };
-            mail::enqueue(
-                tx,
-                now,
-                &user.email,
-                MailLocale::from_tag(&user.locale),
-                &mail,
-            )
-            .await?;
+            flows::mail_user(tx, now, &user, &mail).await?;
             audit(
                 tx,
                 now,
@@ -154,9 +144,6 @@ pub async fn delete_account(
         })
     })
     .await?;
-    state.mail_wake.notify_one();
-    for family in families {
-        flows::announce_revocation(state, &family).await;
-    }
+    flows::after_sessions_ended(state, &families).await;
     Ok(())
 }

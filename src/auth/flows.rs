@@ -604,6 +604,32 @@ pub async fn refresh(state: &AppState, presented: &str, meta: ClientMeta) -> App
     }
 }
 
+/// Queues a mail to a user, in their language, inside the caller's transaction.
+pub async fn mail_user<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    now: OffsetDateTime,
+    user: &user_rows::Model,
+    mail: &Mail,
+) -> AppResult<()> {
+    mail::enqueue(
+        conn,
+        now,
+        &user.email,
+        MailLocale::from_tag(&user.locale),
+        mail,
+    )
+    .await
+}
+
+/// After a commit that queued mail and ended sessions: wakes the mail worker and tells every
+/// instance about the ended sessions.
+pub async fn after_sessions_ended(state: &AppState, families: &[String]) {
+    state.mail_wake.notify_one();
+    for family in families {
+        announce_revocation(state, family).await;
+    }
+}
+
 /// Ends a session family on every instance.
 pub async fn logout(state: &AppState, family_id: &str) -> AppResult<()> {
     let now = state.clock.now();

@@ -15,10 +15,7 @@ use crate::{
     app::AppState,
     db::{self, entities::users as user_rows},
     error::{AppError, AppResult},
-    infra::{
-        clock::to_db,
-        mail::{self, Mail, MailLocale},
-    },
+    infra::{clock::to_db, mail::Mail},
 };
 
 /// Mails a reset code if the address belongs to a usable account. The answer is the same either
@@ -76,14 +73,7 @@ async fn send_reset_code(state: &AppState, email: &Email) -> AppResult<()> {
                 code,
                 minutes: Purpose::PasswordReset.ttl().whole_minutes() as u32,
             };
-            mail::enqueue(
-                tx,
-                now,
-                &user.email,
-                MailLocale::from_tag(&user.locale),
-                &mail,
-            )
-            .await?;
+            flows::mail_user(tx, now, &user, &mail).await?;
             Ok(true)
         })
     })
@@ -152,14 +142,7 @@ pub async fn reset(
             let mail = Mail::PasswordChanged {
                 name: user.name.clone().unwrap_or_default(),
             };
-            mail::enqueue(
-                tx,
-                now,
-                &user.email,
-                MailLocale::from_tag(&user.locale),
-                &mail,
-            )
-            .await?;
+            flows::mail_user(tx, now, &user, &mail).await?;
             audit(
                 tx,
                 now,
@@ -176,10 +159,7 @@ pub async fn reset(
     .await?;
     match outcome {
         (Check::Accepted, families) => {
-            state.mail_wake.notify_one();
-            for family in families {
-                flows::announce_revocation(state, &family).await;
-            }
+            flows::after_sessions_ended(state, &families).await;
             Ok(())
         }
         (Check::Wrong { exhausted: true }, _) => Err(AppError::too_many(
@@ -240,14 +220,7 @@ pub async fn change(
             let mail = Mail::PasswordChanged {
                 name: user.name.clone().unwrap_or_default(),
             };
-            mail::enqueue(
-                tx,
-                now,
-                &user.email,
-                MailLocale::from_tag(&user.locale),
-                &mail,
-            )
-            .await?;
+            flows::mail_user(tx, now, &user, &mail).await?;
             audit(
                 tx,
                 now,
@@ -262,10 +235,7 @@ pub async fn change(
         })
     })
     .await?;
-    state.mail_wake.notify_one();
-    for family in families {
-        flows::announce_revocation(state, &family).await;
-    }
+    flows::after_sessions_ended(state, &families).await;
     Ok(())
 }
 

@@ -611,3 +611,23 @@ async fn event_owner(app: &TestApp, user: &TestUser) -> String {
         .expect("json");
     me["id"].as_str().expect("id").to_owned()
 }
+
+#[tokio::test]
+async fn a_ten_megabyte_event_is_refused_with_413() {
+    let app = TestApp::spawn().await;
+    let organizer = app.user_with_role(Role::Organizer).await;
+    let huge = format!(
+        "{{\"title\": \"x\", \"start_at\": \"{}\", \"total_tickets\": 5, \"description\": \"{}\"}}",
+        at(app.state.clock.now() + Duration::days(3)),
+        "가".repeat(10 * 1024 * 1024 / 3)
+    );
+    let response = app
+        .raw_json_as(
+            reqwest::Method::POST,
+            "/events",
+            &organizer.access_token,
+            huge,
+        )
+        .await;
+    assert_problem(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+}

@@ -520,6 +520,24 @@ impl TestApp {
             .expect("request")
     }
 
+    /// Sends a raw JSON body (e.g. oversized) with a method and a Bearer token.
+    pub async fn raw_json_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: String,
+    ) -> Response {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// Signs up (expects 201).
     pub async fn signup(&self, email: &str) -> Value {
         let response = self

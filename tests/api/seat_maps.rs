@@ -456,14 +456,13 @@ async fn a_nine_megabyte_upload_is_413_and_other_seat_routes_keep_the_small_limi
         "a".repeat(9 * 1024 * 1024)
     );
     let response = app
-        .client
-        .put(app.url(&seats_path(&eid, &pid)))
-        .bearer_auth(&organizer.access_token)
-        .header("content-type", "application/json")
-        .body(huge)
-        .send()
-        .await
-        .expect("request");
+        .raw_json_as(
+            reqwest::Method::PUT,
+            &seats_path(&eid, &pid),
+            &organizer.access_token,
+            huge,
+        )
+        .await;
     assert_problem(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
 
     let labels: Vec<String> = (0..10_000).map(|i| format!("A-1-{i}")).collect();
