@@ -442,6 +442,9 @@ pub fn view(
     let status = EventStatus::from_db(&row.status);
     let open = from_db(row.sale_open_at);
     let close = from_db(row.sale_close_at);
+    // Sold out when every performance that sells tickets has none left.
+    let selling: Vec<i64> = performances.iter().filter_map(|p| p.tickets_left).collect();
+    let stock_left = (!selling.is_empty()).then(|| selling.iter().any(|n| *n > 0));
     EventView {
         id: row.id.clone(),
         organizer_id: row.organizer_id.clone(),
@@ -462,7 +465,7 @@ pub fn view(
         cancel_policy: serde_json::from_str(&row.cancel_policy).unwrap_or_default(),
         total_tickets: row.total_tickets,
         status,
-        sale_state: sale_state(now, status, open, close, None),
+        sale_state: sale_state(now, status, open, close, stock_left),
         performances,
         created_at: from_db(row.created_at),
         updated_at: from_db(row.updated_at),

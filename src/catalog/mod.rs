@@ -1,6 +1,7 @@
 //! The catalog: events, performances, seat maps and products.
 
 pub mod access;
+pub mod availability;
 pub mod events;
 pub mod handlers;
 pub mod model;

@@ -1,6 +1,8 @@
 //! Performances: an event's schedule. Each lies within the event, their capacities never sum
 //! above `total_tickets`, and tickets on sale never exceed a performance's capacity.
 
+use std::collections::HashMap;
+
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Set,
@@ -45,12 +47,22 @@ pub struct PerformanceView {
     pub per_user_limit: Option<i32>,
     /// Seat-map version (0: no map).
     pub layout_version: i32,
-    /// Derived from the event's sale window and status.
+    /// Derived from the event's sale window, its status and the tickets left.
     pub sale_state: SaleState,
+    /// Tickets left, when the performance sells tickets (for the event's own state).
+    #[serde(skip)]
+    pub tickets_left: Option<i64>,
 }
 
-fn view(row: &performances::Model, event: &events::Model, now: OffsetDateTime) -> PerformanceView {
+fn view(
+    row: &performances::Model,
+    event: &events::Model,
+    now: OffsetDateTime,
+    left: &HashMap<String, i64>,
+) -> PerformanceView {
+    let tickets_left = left.get(&row.id).copied();
     PerformanceView {
+        tickets_left,
         id: row.id.clone(),
         event_id: row.event_id.clone(),
         start_at: from_db(row.start_at),
@@ -63,7 +75,7 @@ fn view(row: &performances::Model, event: &events::Model, now: OffsetDateTime) -
             EventStatus::from_db(&event.status),
             from_db(event.sale_open_at),
             from_db(event.sale_close_at),
-            None,
+            tickets_left.map(|n| n > 0),
         ),
     }
 }
@@ -75,7 +87,8 @@ pub async fn list_views<C: ConnectionTrait>(
     now: OffsetDateTime,
 ) -> AppResult<Vec<PerformanceView>> {
     let rows = super::events::performance_rows(conn, &event.id).await?;
-    Ok(rows.iter().map(|r| view(r, event, now)).collect())
+    let left = super::availability::tickets_left(conn, std::slice::from_ref(&event.id)).await?;
+    Ok(rows.iter().map(|r| view(r, event, now, &left)).collect())
 }
 
 /// The performances of several events in one query.
@@ -92,13 +105,15 @@ pub async fn views_for<C: ConnectionTrait>(
         .order_by_asc(performances::Column::StartAt)
         .all(conn)
         .await?;
+    let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+    let left = super::availability::tickets_left(conn, &ids).await?;
     Ok(rows
         .iter()
         .filter_map(|r| {
             events
                 .iter()
                 .find(|e| e.id == r.event_id)
-                .map(|e| view(r, e, now))
+                .map(|e| view(r, e, now, &left))
         })
         .collect())
 }
@@ -341,7 +356,9 @@ pub async fn create(
     })
     .await?;
     state.catalog_changed(&event.id).await;
-    Ok(view(&row, &event, now))
+    let left =
+        super::availability::tickets_left(&state.db, std::slice::from_ref(&event.id)).await?;
+    Ok(view(&row, &event, now, &left))
 }
 
 fn capacity_exceeded(used: i64, total: i32) -> AppError {
@@ -416,7 +433,9 @@ pub async fn update(
     })
     .await?;
     state.catalog_changed(&event.id).await;
-    Ok(view(&row, &event, now))
+    let left =
+        super::availability::tickets_left(&state.db, std::slice::from_ref(&event.id)).await?;
+    Ok(view(&row, &event, now, &left))
 }
 
 /// Deletes a performance that has no products and no held or sold seats.

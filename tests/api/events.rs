@@ -631,3 +631,53 @@ async fn a_ten_megabyte_event_is_refused_with_413() {
         .await;
     assert_problem(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
 }
+
+#[tokio::test]
+async fn an_event_whose_tickets_are_all_gone_is_sold_out() {
+    use boxoffice::db::entities::{products, stock_counters};
+    use sea_orm::{ActiveModelTrait, Set};
+    let app = TestApp::spawn().await;
+    let organizer = app.user_with_role(Role::Organizer).await;
+    let mut body = minimal(&app, "Small room", 3);
+    body["status"] = json!("PUBLISHED");
+    let event = create_ok(&app, &organizer, body).await;
+    let id = event["id"].as_str().expect("id").to_owned();
+    let path = format!("/events/{id}");
+    let view: Value = app
+        .get_as(&path, &organizer.access_token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        view["sale_state"], "ON_SALE",
+        "no tickets defined yet: not sold out"
+    );
+    let ticket = app
+        .post_as("/products", &organizer.access_token, &json!({"event_id": id, "type": "TICKET", "name": "GA", "price": "10000", "quantity": 2}))
+        .await;
+    assert_eq!(ticket.status(), StatusCode::CREATED);
+    let ticket: Value = ticket.json().await.expect("json");
+    let row = products::Entity::find_by_id(ticket["id"].as_str().expect("id").to_owned())
+        .one(&app.state.db)
+        .await
+        .expect("query")
+        .expect("product");
+    // What checkout will do: the counter reaches zero.
+    stock_counters::ActiveModel {
+        id: Set(row.stock_id.expect("counter")),
+        remaining: Set(0),
+        ..Default::default()
+    }
+    .update(&app.state.db)
+    .await
+    .expect("update");
+    let view: Value = app
+        .get_as(&path, &organizer.access_token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(view["sale_state"], "SOLD_OUT");
+    assert_eq!(view["performances"][0]["sale_state"], "SOLD_OUT");
+}
