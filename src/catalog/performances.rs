@@ -404,18 +404,19 @@ pub async fn update(
             if used + i64::from(checked.capacity) > i64::from(event.total_tickets) {
                 return Err(capacity_exceeded(used, event.total_tickets));
             }
-            let on_sale = tickets_on_sale(tx, &current.id).await?;
-            if i64::from(checked.capacity) < on_sale {
-                return Err(AppError::conflict(
-                    "capacity_below_tickets",
-                    format!("{on_sale} tickets are on sale for this performance; lower them first."),
-                ));
-            }
+            // The seat map is the more specific reason (and its count locks the row), so first.
             let seated = super::seats::store::seat_count_locked(tx, &current.id).await?;
             if i64::from(checked.capacity) < seated {
                 return Err(AppError::conflict(
                     "capacity_below_seats",
                     format!("The seat map has {seated} seats; upload a smaller one first."),
+                ));
+            }
+            let on_sale = tickets_on_sale(tx, &current.id).await?;
+            if i64::from(checked.capacity) < on_sale {
+                return Err(AppError::conflict(
+                    "capacity_below_tickets",
+                    format!("{on_sale} tickets are on sale for this performance; lower them first."),
                 ));
             }
             let mut model: performances::ActiveModel = current.clone().into();
