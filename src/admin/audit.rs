@@ -151,7 +151,7 @@ pub async fn list(
         cond = cond.add(Column::Action.eq(action.trim()));
     }
     if let Some(after) = &page.after {
-        cond = cond.add(after.after(Column::CreatedAt, Column::Id));
+        cond = cond.add(after.after_descending(Column::CreatedAt, Column::Id));
     }
     let rows = AuditLog::find()
         .filter(cond)

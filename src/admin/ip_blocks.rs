@@ -210,7 +210,7 @@ pub async fn list(
         );
     }
     if let Some(after) = &page.after {
-        cond = cond.add(after.after(Column::CreatedAt, Column::Id));
+        cond = cond.add(after.after_descending(Column::CreatedAt, Column::Id));
     }
     let rows = IpBlocks::find()
         .filter(cond)

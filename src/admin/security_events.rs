@@ -180,7 +180,7 @@ pub async fn list(
         cond = cond.add(Column::CreatedAt.gte(to_db(since)));
     }
     if let Some(after) = &page.after {
-        cond = cond.add(after.after(Column::CreatedAt, Column::Id));
+        cond = cond.add(after.after_descending(Column::CreatedAt, Column::Id));
     }
     let rows = SecurityEvents::find()
         .filter(cond)

@@ -340,7 +340,7 @@ pub async fn list(
 ) -> AppResult<(Vec<users::Model>, Option<String>)> {
     let mut query = Users::find().filter(filter.condition());
     if let Some(after) = &page.after {
-        query = query.filter(after.after(Column::CreatedAt, Column::Id));
+        query = query.filter(after.after_descending(Column::CreatedAt, Column::Id));
     }
     let rows = query
         .order_by_desc(Column::CreatedAt)

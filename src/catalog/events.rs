@@ -23,6 +23,7 @@ use crate::{
         entities::{events, performances as performance_rows},
     },
     error::{AppError, AppResult, FieldError},
+    http::page::{Cursor, split_page},
     infra::clock::{from_db, to_db},
 };
 
@@ -729,14 +730,8 @@ pub async fn list(
         select = select.filter(events::Column::OrganizerId.eq(organizer.as_str()));
     }
     if let Some(cursor) = &query.cursor {
-        let (start, id) = decode_cursor(cursor)?;
-        select = select.filter(
-            Condition::any().add(events::Column::StartAt.gt(start)).add(
-                Condition::all()
-                    .add(events::Column::StartAt.eq(start))
-                    .add(events::Column::Id.gt(id)),
-            ),
-        );
+        let cursor = Cursor::decode(cursor).map_err(|e| AppError::validation(vec![e]))?;
+        select = select.filter(cursor.after_ascending(events::Column::StartAt, events::Column::Id));
     }
     let rows = select
         .order_by_asc(events::Column::StartAt)
@@ -744,7 +739,9 @@ pub async fn list(
         .limit(limit + 1)
         .all(&state.db)
         .await?;
-    let (rows, next_cursor) = super::model::split_page(rows, limit, encode_cursor);
+    let (rows, next_cursor) = split_page(rows, limit, |row| {
+        Cursor::new(from_db(row.start_at), &row.id)
+    });
     let now = state.clock.now();
     let all_performances = performances::views_for(&state.db, &rows, now).await?;
     let items = rows
@@ -759,14 +756,6 @@ pub async fn list(
         })
         .collect();
     Ok(EventPage { items, next_cursor })
-}
-
-fn encode_cursor(row: &events::Model) -> String {
-    super::model::encode_cursor(row.start_at, &row.id)
-}
-
-fn decode_cursor(cursor: &str) -> AppResult<(time::PrimitiveDateTime, String)> {
-    super::model::decode_cursor(cursor).map_err(|e| AppError::validation(vec![e]))
 }
 
 /// Ends published events whose `end_at` has passed. Safe on every instance at once: one

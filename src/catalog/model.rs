@@ -210,65 +210,9 @@ pub fn text(field: &str, raw: &str, min: usize, max: usize) -> Result<String, Fi
     Ok(value)
 }
 
-/// A keyset cursor over `(time, id)`: opaque to clients, ordered like the listing.
-pub fn encode_cursor(at: time::PrimitiveDateTime, id: &str) -> String {
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-    URL_SAFE_NO_PAD.encode(format!(
-        "{}|{id}",
-        at.assume_utc().unix_timestamp_nanos() / 1000
-    ))
-}
-
-/// Reads a cursor made by [`encode_cursor`].
-pub fn decode_cursor(cursor: &str) -> Result<(time::PrimitiveDateTime, String), FieldError> {
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-    let bad = || FieldError::new("cursor", "invalid_cursor", "is not a cursor from this list");
-    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let raw = String::from_utf8(raw).map_err(|_| bad())?;
-    let (micros, id) = raw.split_once('|').ok_or_else(bad)?;
-    let micros: i128 = micros.parse().map_err(|_| bad())?;
-    let at = OffsetDateTime::from_unix_timestamp_nanos(micros.checked_mul(1000).ok_or_else(bad)?)
-        .map_err(|_| bad())?;
-    Ok((crate::infra::clock::to_db(at), id.to_owned()))
-}
-
-/// Cuts a keyset page fetched with `limit + 1` rows: the page, and the cursor of its last row
-/// when more rows follow.
-pub fn split_page<T>(
-    mut rows: Vec<T>,
-    limit: u64,
-    cursor_of: impl Fn(&T) -> String,
-) -> (Vec<T>, Option<String>) {
-    let more = rows.len() as u64 > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let next = if more {
-        rows.last().map(cursor_of)
-    } else {
-        None
-    };
-    (rows, next)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_page_has_a_cursor_only_when_more_rows_follow() {
-        let cursor = |n: &u32| n.to_string();
-        assert_eq!(
-            split_page(vec![1, 2, 3], 2, cursor),
-            (vec![1, 2], Some("2".into()))
-        );
-        assert_eq!(split_page(vec![1, 2], 2, cursor), (vec![1, 2], None));
-        assert_eq!(split_page(Vec::new(), 2, cursor), (Vec::new(), None));
-        let at = crate::infra::clock::to_db(OffsetDateTime::UNIX_EPOCH + time::Duration::days(1));
-        assert_eq!(
-            decode_cursor(&encode_cursor(at, "id-1")).expect("round trip"),
-            (at, "id-1".to_owned())
-        );
-        assert!(decode_cursor("not a cursor").is_err());
-    }
 
     #[test]
     fn only_legal_status_changes_are_allowed() {

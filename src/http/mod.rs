@@ -3,6 +3,7 @@
 pub mod client_ip;
 pub mod extract;
 pub mod middleware;
+pub mod page;
 pub mod public_cache;
 pub mod ratelimit;
 

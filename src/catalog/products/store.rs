@@ -1427,7 +1427,7 @@ pub async fn list(
     let cursor = match query
         .cursor
         .as_deref()
-        .map(crate::catalog::model::decode_cursor)
+        .map(crate::http::page::Cursor::decode)
     {
         None => None,
         Some(Ok(c)) => Some(c),
@@ -1452,16 +1452,9 @@ pub async fn list(
     if let Some(t) = product_type {
         select = select.filter(products::Column::ProductType.eq(t.as_str()));
     }
-    if let Some((at, id)) = cursor {
-        select = select.filter(
-            sea_orm::Condition::any()
-                .add(products::Column::CreatedAt.gt(at))
-                .add(
-                    sea_orm::Condition::all()
-                        .add(products::Column::CreatedAt.eq(at))
-                        .add(products::Column::Id.gt(id)),
-                ),
-        );
+    if let Some(cursor) = cursor {
+        select = select
+            .filter(cursor.after_ascending(products::Column::CreatedAt, products::Column::Id));
     }
     let rows = select
         .order_by_asc(products::Column::CreatedAt)
@@ -1469,11 +1462,9 @@ pub async fn list(
         .limit(limit + 1)
         .all(&state.db)
         .await?;
-    let (rows, next_cursor) = crate::catalog::model::split_page(rows, limit, encode_cursor);
+    let (rows, next_cursor) = crate::http::page::split_page(rows, limit, |row| {
+        crate::http::page::Cursor::new(crate::infra::clock::from_db(row.created_at), &row.id)
+    });
     let items = views(&state.db, &event, rows, state.clock.now()).await?;
     Ok(ProductPage { items, next_cursor })
-}
-
-fn encode_cursor(row: &products::Model) -> String {
-    crate::catalog::model::encode_cursor(row.created_at, &row.id)
 }
