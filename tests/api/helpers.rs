@@ -626,12 +626,6 @@ impl TestApp {
             .await
     }
 
-    /// Whether the tests run on MariaDB + Redis (shared pub/sub between instances).
-    #[allow(dead_code)]
-    pub fn shared_backends() -> bool {
-        mysql_base_url().is_some() && redis_url().is_some()
-    }
-
     /// A fresh verified, signed-in user.
     pub async fn user(&self) -> TestUser {
         let email = format!("user-{}@example.com", uuid::Uuid::now_v7().simple());
