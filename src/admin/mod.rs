@@ -46,14 +46,8 @@ pub struct PageRequest {
 impl PageRequest {
     /// Validates the raw query values (422 on a bad limit or cursor).
     pub fn parse(limit: Option<u64>, cursor: Option<&str>) -> AppResult<Self> {
-        let limit = limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(AppError::invalid_field(
-                "limit",
-                "out_of_range",
-                format!("must be between 1 and {MAX_LIMIT}"),
-            ));
-        }
+        let limit = crate::http::page::limit(limit, DEFAULT_LIMIT, MAX_LIMIT)
+            .map_err(|e| AppError::validation(vec![e]))?;
         let after = cursor
             .map(Cursor::decode)
             .transpose()

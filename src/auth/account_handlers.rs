@@ -189,17 +189,8 @@ pub async fn login_history(
     user: AuthUser,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> AppResult<ApiJson<HistoryPage>> {
-    let limit = match query.limit {
-        None => 20,
-        Some(n @ 1..=100) => n,
-        Some(_) => {
-            return Err(AppError::invalid_field(
-                "limit",
-                "out_of_range",
-                "must be 1..=100",
-            ));
-        }
-    };
+    let limit = crate::http::page::limit(query.limit, 20, 100)
+        .map_err(|e| AppError::validation(vec![e]))?;
     let (items, next_cursor) =
         attempts::history(&state, &user.user_id, limit, query.cursor.as_deref()).await?;
     Ok(ApiJson(HistoryPage { items, next_cursor }))

@@ -692,17 +692,8 @@ pub async fn list(
     viewer: Option<&Viewer>,
     query: ListQuery,
 ) -> AppResult<EventPage> {
-    let limit = match query.limit {
-        None => 20,
-        Some(n @ 1..=100) => n,
-        Some(_) => {
-            return Err(AppError::invalid_field(
-                "limit",
-                "out_of_range",
-                "must be 1..=100",
-            ));
-        }
-    };
+    let limit = crate::http::page::limit(query.limit, 20, 100)
+        .map_err(|e| AppError::validation(vec![e]))?;
     let mut select = events::Entity::find();
     let visible = super::access::visibility(viewer, query.status);
     select = select.filter(visible);

@@ -71,6 +71,19 @@ impl Cursor {
     }
 }
 
+/// A page size from `?limit=`: `default` when absent, otherwise 1..=`max`.
+pub fn limit(raw: Option<u64>, default: u64, max: u64) -> Result<u64, FieldError> {
+    match raw {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(FieldError::new(
+            "limit",
+            "out_of_range",
+            format!("must be 1..={max}"),
+        )),
+    }
+}
+
 /// Cuts a page fetched with `limit + 1` rows: the page, and the cursor of its last row when more
 /// rows follow.
 pub fn split_page<T>(
@@ -107,6 +120,14 @@ mod tests {
         ] {
             assert!(Cursor::decode(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn limits_default_and_stay_in_range() {
+        assert_eq!(limit(None, 20, 100).expect("default"), 20);
+        assert_eq!(limit(Some(100), 20, 100).expect("max"), 100);
+        assert!(limit(Some(0), 20, 100).is_err());
+        assert!(limit(Some(101), 20, 100).is_err());
     }
 
     #[test]

@@ -1416,14 +1416,10 @@ pub async fn list(
             }
         },
     };
-    let limit = match query.limit {
-        None => 50,
-        Some(n @ 1..=100) => n,
-        Some(_) => {
-            errors.push(FieldError::new("limit", "out_of_range", "must be 1..=100"));
-            0
-        }
-    };
+    let limit = crate::http::page::limit(query.limit, 50, 100).unwrap_or_else(|e| {
+        errors.push(e);
+        0
+    });
     let cursor = match query
         .cursor
         .as_deref()
