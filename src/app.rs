@@ -90,6 +90,8 @@ pub struct App {
     pub limits: Limits,
     /// Seat-map documents (layouts and per-second state snapshots).
     pub seat_maps: crate::catalog::seats::SeatCache,
+    /// Checkout admission and order lifecycle hooks (the waiting room plugs in here).
+    pub order_hooks: crate::orders::hooks::Hooks,
 }
 
 /// What differs between a real start and a test: time, randomness, key prefix.
@@ -107,6 +109,8 @@ pub struct BuildOptions {
     pub shared_bus: Option<Bus>,
     /// Replaces the live-orders hook (tests).
     pub live_orders: Option<Arc<dyn LiveOrders>>,
+    /// Replaces the checkout and order lifecycle hooks.
+    pub order_hooks: Option<crate::orders::hooks::Hooks>,
 }
 
 impl Default for BuildOptions {
@@ -118,6 +122,7 @@ impl Default for BuildOptions {
             demo: false,
             shared_bus: None,
             live_orders: None,
+            order_hooks: None,
         }
     }
 }
@@ -243,10 +248,11 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         demo: options.demo,
         live_orders: options
             .live_orders
-            .unwrap_or_else(crate::auth::deletion::default_hook),
+            .unwrap_or_else(|| Arc::new(crate::orders::live::LiveOrdersInDb)),
         public_cache: crate::http::public_cache::PublicCache::new(),
         limits,
         seat_maps: crate::catalog::seats::SeatCache::new(),
+        order_hooks: options.order_hooks.unwrap_or_default(),
     }));
     // Subscribe before the first load so a change made meanwhile still triggers a reload.
     let ip_block_changes = state.bus.subscribe();

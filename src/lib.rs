@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod infra;
 pub mod openapi;
+pub mod orders;
 pub mod security;
 
 pub use app::{AppState, Application, BuildOptions};

@@ -51,6 +51,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::auth::router())
         .merge(crate::catalog::router())
         .merge(crate::admin::router())
+        .merge(crate::orders::router())
         .routes(routes!(healthz))
         .routes(routes!(readyz))
 }

@@ -1,7 +1,5 @@
 //! Account deletion: soft delete, anonymised, sessions ended, orders kept for accounting.
 
-use std::sync::Arc;
-
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use time::Duration;
 
@@ -21,26 +19,11 @@ use crate::{
 };
 
 /// Asks the orders module whether a user still has orders that must not lose their owner
-/// (pending or confirmed, for events not yet held). The default answers no.
+/// (pending or confirmed, for events not yet held); `orders::live` answers it.
 #[async_trait::async_trait]
 pub trait LiveOrders: Send + Sync + 'static {
     /// Whether the user has live orders.
     async fn exist_for(&self, state: &AppState, user_id: &str) -> AppResult<bool>;
-}
-
-/// The answer before the orders module exists.
-pub struct NoLiveOrders;
-
-#[async_trait::async_trait]
-impl LiveOrders for NoLiveOrders {
-    async fn exist_for(&self, _: &AppState, _: &str) -> AppResult<bool> {
-        Ok(false)
-    }
-}
-
-/// The default hook.
-pub fn default_hook() -> Arc<dyn LiveOrders> {
-    Arc::new(NoLiveOrders)
 }
 
 /// A sign-in this recent stands in for the password.

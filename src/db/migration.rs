@@ -35,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(Admin),
             Box::new(Catalog),
             Box::new(Seats),
+            Box::new(Orders),
         ]
     }
 }
@@ -463,5 +464,165 @@ const SEATS: &[&str] = &["CREATE INDEX ix_seats_state ON seats (performance_id, 
 impl MigrationTrait for Seats {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         apply(manager, SEATS).await
+    }
+}
+
+/// Orders, their lines, tickets, per-user purchase counters, idempotency keys, payments,
+/// refunds, event cancellations and check-in staff. Every table carries `event_id` so an
+/// event's orders can live on one shard; no foreign key crosses events except to `users`.
+struct Orders;
+
+impl MigrationName for Orders {
+    fn name(&self) -> &str {
+        "m0006_orders"
+    }
+}
+
+const ORDERS: &[&str] = &[
+    "CREATE TABLE orders (
+        id {id} NOT NULL PRIMARY KEY,
+        event_id {id} NOT NULL,
+        user_id {id} NOT NULL,
+        status VARCHAR(16) NOT NULL,
+        currency CHAR(3) NOT NULL,
+        subtotal BIGINT NOT NULL,
+        shipping_fee BIGINT NOT NULL,
+        total BIGINT NOT NULL,
+        cancel_policy TEXT NOT NULL,
+        shipping_address TEXT NULL,
+        expires_at {ts} NOT NULL,
+        payment_provider VARCHAR(32) NULL,
+        payment_ref VARCHAR(128) NULL,
+        paid_amount BIGINT NULL,
+        cancel_reason VARCHAR(16) NULL,
+        cancel_note VARCHAR(500) NULL,
+        cancel_fee BIGINT NULL,
+        refund_amount BIGINT NULL,
+        confirmed_at {ts} NULL,
+        canceled_at {ts} NULL,
+        refunded_at {ts} NULL,
+        created_at {ts} NOT NULL,
+        updated_at {ts} NOT NULL,
+        CONSTRAINT fk_orders_user FOREIGN KEY (user_id) REFERENCES users (id)
+    ){engine}",
+    "CREATE INDEX ix_orders_user ON orders (user_id, created_at, id)",
+    "CREATE INDEX ix_orders_event ON orders (event_id, created_at, id)",
+    "CREATE INDEX ix_orders_event_status ON orders (event_id, status)",
+    "CREATE INDEX ix_orders_expiry ON orders (status, expires_at)",
+    "CREATE TABLE order_items (
+        id {id} NOT NULL PRIMARY KEY,
+        order_id {id} NOT NULL,
+        event_id {id} NOT NULL,
+        position {int} NOT NULL,
+        kind VARCHAR(16) NOT NULL,
+        product_id {id} NULL,
+        variant_id {id} NULL,
+        performance_id {id} NULL,
+        shipping_option_id {id} NULL,
+        name VARCHAR(255) NOT NULL,
+        quantity {int} NOT NULL,
+        unit_price BIGINT NOT NULL,
+        price BIGINT NOT NULL,
+        preorder BOOLEAN NOT NULL,
+        seats TEXT NULL,
+        fulfillment VARCHAR(16) NULL,
+        carrier VARCHAR(64) NULL,
+        tracking_number VARCHAR(128) NULL,
+        fulfilled_at {ts} NULL
+    ){engine}",
+    "CREATE INDEX ix_order_items_order ON order_items (order_id, position)",
+    "CREATE INDEX ix_order_items_product ON order_items (event_id, product_id)",
+    "CREATE TABLE tickets (
+        id {id} NOT NULL PRIMARY KEY,
+        event_id {id} NOT NULL,
+        order_id {id} NOT NULL,
+        order_item_id {id} NOT NULL,
+        product_id {id} NOT NULL,
+        performance_id {id} NULL,
+        seat_id {id} NULL,
+        seat_label VARCHAR(64) NULL,
+        code VARCHAR(64) NOT NULL,
+        status VARCHAR(16) NOT NULL,
+        used_at {ts} NULL,
+        checked_in_by {id} NULL,
+        created_at {ts} NOT NULL
+    ){engine}",
+    "CREATE UNIQUE INDEX ux_tickets_code ON tickets (code)",
+    "CREATE INDEX ix_tickets_order ON tickets (order_id)",
+    "CREATE INDEX ix_tickets_event ON tickets (event_id, status)",
+    "CREATE TABLE purchase_counts (
+        scope_id VARCHAR(80) NOT NULL,
+        user_id {id} NOT NULL,
+        event_id {id} NOT NULL,
+        quantity {int} NOT NULL,
+        PRIMARY KEY (scope_id, user_id)
+    ){engine}",
+    "CREATE TABLE idempotency_keys (
+        id {id} NOT NULL PRIMARY KEY,
+        user_id {id} NOT NULL,
+        route VARCHAR(80) NOT NULL,
+        idem_key VARCHAR(255){bin} NOT NULL,
+        request_hash CHAR(64) NOT NULL,
+        status_code {int} NULL,
+        response {doc} NULL,
+        created_at {ts} NOT NULL,
+        expires_at {ts} NOT NULL
+    ){engine}",
+    "CREATE UNIQUE INDEX ux_idempotency_keys_key ON idempotency_keys (user_id, route, idem_key)",
+    "CREATE INDEX ix_idempotency_keys_expiry ON idempotency_keys (expires_at)",
+    "CREATE TABLE payments (
+        id {id} NOT NULL PRIMARY KEY,
+        order_id {id} NOT NULL,
+        event_id {id} NOT NULL,
+        provider VARCHAR(32) NOT NULL,
+        amount BIGINT NOT NULL,
+        status VARCHAR(16) NOT NULL,
+        provider_ref VARCHAR(128) NULL,
+        failure_code VARCHAR(64) NULL,
+        created_at {ts} NOT NULL,
+        updated_at {ts} NOT NULL
+    ){engine}",
+    "CREATE INDEX ix_payments_order ON payments (order_id, created_at)",
+    "CREATE TABLE refunds (
+        id {id} NOT NULL PRIMARY KEY,
+        order_id {id} NOT NULL,
+        event_id {id} NOT NULL,
+        provider VARCHAR(32) NULL,
+        provider_ref VARCHAR(128) NULL,
+        amount BIGINT NOT NULL,
+        fee BIGINT NOT NULL,
+        reason VARCHAR(32) NOT NULL,
+        status VARCHAR(16) NOT NULL,
+        attempts {int} NOT NULL,
+        next_attempt_at {ts} NOT NULL,
+        last_error VARCHAR(255) NULL,
+        created_at {ts} NOT NULL,
+        updated_at {ts} NOT NULL
+    ){engine}",
+    "CREATE UNIQUE INDEX ux_refunds_order ON refunds (order_id)",
+    "CREATE INDEX ix_refunds_due ON refunds (status, next_attempt_at)",
+    "CREATE INDEX ix_refunds_event ON refunds (event_id, status)",
+    "CREATE TABLE event_cancellations (
+        event_id {id} NOT NULL PRIMARY KEY,
+        reason VARCHAR(500) NOT NULL,
+        requested_by {id} NOT NULL,
+        status VARCHAR(16) NOT NULL,
+        orders_total {int} NOT NULL,
+        orders_done {int} NOT NULL,
+        created_at {ts} NOT NULL,
+        updated_at {ts} NOT NULL
+    ){engine}",
+    "CREATE TABLE check_in_staff (
+        event_id {id} NOT NULL,
+        user_id {id} NOT NULL,
+        created_at {ts} NOT NULL,
+        PRIMARY KEY (event_id, user_id)
+    ){engine}",
+];
+
+#[async_trait::async_trait]
+impl MigrationTrait for Orders {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        apply(manager, ORDERS).await
     }
 }

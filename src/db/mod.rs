@@ -109,6 +109,12 @@ const UNIQUE_INDEXES: &[(&str, &str)] = &[
         "email_codes.user_id, email_codes.purpose",
     ),
     ("PRIMARY", "settings.name"),
+    ("ux_tickets_code", "tickets.code"),
+    (
+        "ux_idempotency_keys_key",
+        "idempotency_keys.user_id, idempotency_keys.route, idempotency_keys.idem_key",
+    ),
+    ("ux_refunds_order", "refunds.order_id"),
 ];
 
 /// The name of the unique index an insert or update violated, if that is what failed.

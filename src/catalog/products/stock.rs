@@ -91,7 +91,8 @@ pub async fn adjust<C: ConnectionTrait>(
     apply(conn, event_id, stock_id, delta, kind::ADJUST, None, now).await
 }
 
-async fn record<C: ConnectionTrait>(
+/// Writes one ledger row (no counter change: callers that move a counter use [`apply`]).
+pub async fn record<C: ConnectionTrait>(
     conn: &C,
     event_id: &str,
     stock_id: &str,

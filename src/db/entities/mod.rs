@@ -1,16 +1,24 @@
 //! SeaORM entities, one per table. Ids are stored as their canonical strings.
 
 pub mod audit_log;
+pub mod check_in_staff;
 pub mod email_codes;
+pub mod event_cancellations;
 pub mod events;
+pub mod idempotency_keys;
 pub mod ip_blocks;
 pub mod login_attempts;
 pub mod mail_outbox;
 pub mod notify_requests;
+pub mod order_items;
+pub mod orders;
 pub mod package_components;
+pub mod payments;
 pub mod performances;
 pub mod product_variants;
 pub mod products;
+pub mod purchase_counts;
+pub mod refunds;
 pub mod seat_layouts;
 pub mod seats;
 pub mod security_events;
@@ -19,5 +27,6 @@ pub mod shipping_options;
 pub mod signing_keys;
 pub mod stock_counters;
 pub mod stock_movements;
+pub mod tickets;
 pub mod user_authorization;
 pub mod users;

@@ -1,0 +1,248 @@
+//! What a status change does to stock: the one transition statement, selling held stock on
+//! confirmation, and returning it (with seats and per-user counters) on expiry, cancellation
+//! and refund. Everything here runs inside the caller's write transaction.
+
+use std::collections::BTreeMap;
+
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, Value,
+    sea_query::Expr,
+};
+use time::OffsetDateTime;
+
+use super::model::{CancelReason, LineKind, OrderStatus, movement};
+use crate::{
+    app::AppState,
+    catalog::products::{notify_back_in_stock, stock, store as products},
+    db::entities::{order_items, orders},
+    error::AppResult,
+    infra::clock::to_db,
+};
+
+/// Columns a transition sets besides `status` and `updated_at`.
+#[derive(Clone, Debug, Default)]
+pub struct Stamp {
+    /// Why it was canceled or refunded.
+    pub reason: Option<CancelReason>,
+    /// A note from whoever canceled it.
+    pub note: Option<String>,
+    /// Payment provider, its reference and the captured amount (on confirmation).
+    pub payment: Option<(String, String, i64)>,
+    /// The cancellation fee kept and the amount refunded (on refund).
+    pub refund: Option<(i64, i64)>,
+    /// Only move the order if its hold has run out at `now` (the expiry sweeper).
+    pub only_if_expired: bool,
+}
+
+/// Moves one order from `from` to `to` with one conditional statement; returns whether this
+/// call moved it (another instance, request or sweeper may have been first). An illegal pair is
+/// 409 `invalid_transition`: the one place the state machine is enforced.
+pub async fn transition<C: ConnectionTrait>(
+    conn: &C,
+    order_id: &str,
+    from: OrderStatus,
+    to: OrderStatus,
+    stamp: Stamp,
+    now: OffsetDateTime,
+) -> AppResult<bool> {
+    from.check(to)?;
+    let at = to_db(now);
+    let mut update = orders::Entity::update_many()
+        .col_expr(orders::Column::Status, Expr::value(to.as_str()))
+        .col_expr(orders::Column::UpdatedAt, Expr::value(at))
+        .filter(orders::Column::Id.eq(order_id))
+        .filter(orders::Column::Status.eq(from.as_str()));
+    match to {
+        OrderStatus::Confirmed => {
+            update = update.col_expr(orders::Column::ConfirmedAt, Expr::value(at));
+        }
+        OrderStatus::Canceled => {
+            update = update.col_expr(orders::Column::CanceledAt, Expr::value(at));
+        }
+        OrderStatus::Refunded => {
+            update = update.col_expr(orders::Column::RefundedAt, Expr::value(at));
+        }
+        OrderStatus::Pending => {}
+    }
+    if let Some(reason) = stamp.reason {
+        update = update.col_expr(orders::Column::CancelReason, Expr::value(reason.as_str()));
+    }
+    if let Some(note) = stamp.note {
+        update = update.col_expr(orders::Column::CancelNote, Expr::value(note));
+    }
+    if let Some((provider, reference, amount)) = stamp.payment {
+        update = update
+            .col_expr(orders::Column::PaymentProvider, Expr::value(provider))
+            .col_expr(orders::Column::PaymentRef, Expr::value(reference))
+            .col_expr(orders::Column::PaidAmount, Expr::value(amount));
+    }
+    if let Some((fee, refund)) = stamp.refund {
+        update = update
+            .col_expr(orders::Column::CancelFee, Expr::value(fee))
+            .col_expr(orders::Column::RefundAmount, Expr::value(refund));
+    }
+    if stamp.only_if_expired {
+        update = update.filter(orders::Column::ExpiresAt.lte(at));
+    }
+    Ok(update.exec(conn).await?.rows_affected == 1)
+}
+
+/// Stock an order holds, per counter, from its ledger rows (sorted by stock id).
+pub async fn held_stock<C: ConnectionTrait>(
+    conn: &C,
+    order_id: &str,
+) -> AppResult<BTreeMap<String, i64>> {
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            "SELECT stock_id, CAST(SUM(delta) AS SIGNED) AS held FROM stock_movements \
+             WHERE order_id = ? GROUP BY stock_id",
+            [order_id.into()],
+        ))
+        .await?;
+    let mut held = BTreeMap::new();
+    for row in rows {
+        let stock_id: String = row.try_get("", "stock_id")?;
+        let net: i64 = row.try_get("", "held")?;
+        if net < 0 {
+            held.insert(stock_id, -net);
+        }
+    }
+    Ok(held)
+}
+
+/// A confirmed order's holds become sales: seats `HELD` → `SOLD`, and one `SALE` ledger row
+/// (delta 0) per counter, so reports can tell sold from held.
+pub async fn sell<C: ConnectionTrait>(
+    conn: &C,
+    order: &orders::Model,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    conn.execute_raw(Statement::from_sql_and_values(
+        conn.get_database_backend(),
+        "UPDATE seats SET state = 'SOLD', updated_at = ? WHERE order_id = ? AND state = 'HELD'",
+        [to_db(now).into(), order.id.clone().into()],
+    ))
+    .await?;
+    for stock_id in held_stock(conn, &order.id).await?.keys() {
+        stock::record(
+            conn,
+            &order.event_id,
+            stock_id,
+            0,
+            movement::SALE,
+            Some(&order.id),
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Returns everything an order took: counters (ledger kind `kind`: `RELEASE`, `CANCEL` or
+/// `REFUND`), seats, and the buyer's per-user counters; then queues "back in stock" mails.
+/// Call it only right after a [`transition`] that moved the order, so it runs exactly once.
+/// Returns how many mails were queued (wake the mail worker after the commit when above 0).
+pub async fn release<C: ConnectionTrait>(
+    conn: &C,
+    state: &AppState,
+    order: &orders::Model,
+    kind: &str,
+    now: OffsetDateTime,
+) -> AppResult<usize> {
+    for (stock_id, quantity) in held_stock(conn, &order.id).await? {
+        stock::apply(
+            conn,
+            &order.event_id,
+            &stock_id,
+            quantity,
+            kind,
+            Some(&order.id),
+            now,
+        )
+        .await?;
+    }
+    conn.execute_raw(Statement::from_sql_and_values(
+        conn.get_database_backend(),
+        "UPDATE seats SET state = 'AVAILABLE', order_id = NULL, updated_at = ? \
+         WHERE order_id = ? AND state IN ('HELD', 'SOLD')",
+        [to_db(now).into(), order.id.clone().into()],
+    ))
+    .await?;
+    let lines = order_items::Entity::find()
+        .filter(order_items::Column::OrderId.eq(order.id.clone()))
+        .all(conn)
+        .await?;
+    for (scope, quantity) in counted_scopes(&lines) {
+        conn.execute_raw(Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            "UPDATE purchase_counts SET quantity = quantity - ? \
+             WHERE scope_id = ? AND user_id = ? AND quantity >= ?",
+            [
+                quantity.into(),
+                scope.into(),
+                order.user_id.clone().into(),
+                quantity.into(),
+            ],
+        ))
+        .await?;
+    }
+    let mut mails = 0;
+    let mut products_touched: Vec<String> =
+        lines.iter().filter_map(|l| l.product_id.clone()).collect();
+    products_touched.sort();
+    products_touched.dedup();
+    for product_id in products_touched {
+        mails += notify_back_in_stock(conn, state, &product_id, now).await?;
+        for package in products::dependent_packages(conn, &product_id).await? {
+            mails += notify_back_in_stock(conn, state, &package, now).await?;
+        }
+    }
+    Ok(mails)
+}
+
+/// The per-user counter scopes an order's lines count against, with quantities: every product
+/// (`p:` + id) and, for ticket lines, their performance (`f:` + id). Sorted, so counters are
+/// always touched in the same order.
+pub fn counted_scopes(lines: &[order_items::Model]) -> BTreeMap<String, i64> {
+    let mut scopes = BTreeMap::new();
+    for line in lines {
+        let kind = LineKind::from_db(&line.kind);
+        if kind == LineKind::Shipping {
+            continue;
+        }
+        let quantity = i64::from(line.quantity);
+        if let Some(product_id) = &line.product_id {
+            *scopes.entry(product_scope(product_id)).or_insert(0) += quantity;
+        }
+        if kind == LineKind::Ticket
+            && let Some(performance_id) = &line.performance_id
+        {
+            *scopes.entry(performance_scope(performance_id)).or_insert(0) += quantity;
+        }
+    }
+    scopes
+}
+
+/// The per-user counter of one product.
+pub fn product_scope(product_id: &str) -> String {
+    format!("p:{product_id}")
+}
+
+/// The per-user counter of one performance's tickets.
+pub fn performance_scope(performance_id: &str) -> String {
+    format!("f:{performance_id}")
+}
+
+/// `INSERT … ON CONFLICT DO NOTHING` in each backend's spelling.
+pub fn insert_ignore(backend: DbBackend, table_and_columns: &str, marks: &str) -> String {
+    match backend {
+        DbBackend::MySql => format!("INSERT IGNORE INTO {table_and_columns} VALUES ({marks})"),
+        _ => format!("INSERT INTO {table_and_columns} VALUES ({marks}) ON CONFLICT DO NOTHING"),
+    }
+}
+
+/// Values as statement parameters.
+pub fn values<I: IntoIterator<Item = V>, V: Into<Value>>(items: I) -> Vec<Value> {
+    items.into_iter().map(Into::into).collect()
+}

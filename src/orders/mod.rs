@@ -1,0 +1,16 @@
+//! Orders: checkout, payment, expiry, cancellation and refunds, tickets and check-in,
+//! fulfilment and the organizer's reports. See DESIGN.md "How concurrency is made correct".
+
+pub mod effects;
+pub mod hooks;
+pub mod live;
+pub mod model;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::app::AppState;
+
+/// The `/orders`, `/payments` and per-event order routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+}
