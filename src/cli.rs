@@ -51,6 +51,13 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Recomputes remaining stock from the movement ledger and reports any difference
+    /// (exit status 1 when there is one).
+    AuditStock {
+        /// Only this event.
+        #[arg(long)]
+        event: Option<String>,
+    },
     /// Benchmark helpers (need BENCH_MODE=true).
     Bench {
         #[command(subcommand)]
@@ -175,6 +182,26 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Seed { users, out },
         } => bench_seed(config, users, out).await,
+        Command::AuditStock { event } => audit_stock(config, event).await,
+    }
+}
+
+async fn audit_stock(config: Config, event: Option<String>) -> anyhow::Result<()> {
+    let db = db::connect(&config.database_url, config.database_pool_max).await?;
+    let found = crate::orders::audit::differences(&db, event.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!("audit failed: {e}"))?;
+    for d in &found {
+        println!(
+            "event {} {}: stored {}, expected {}",
+            d.event_id, d.subject, d.stored, d.expected
+        );
+    }
+    if found.is_empty() {
+        println!("stock consistent: every counter equals its ledger, every seat its order");
+        Ok(())
+    } else {
+        anyhow::bail!("{} difference(s) found", found.len())
     }
 }
 

@@ -1,10 +1,12 @@
 //! Orders: checkout, payment, expiry, cancellation and refunds, tickets and check-in,
 //! fulfilment and the organizer's reports. See DESIGN.md "How concurrency is made correct".
 
+pub mod audit;
 pub mod effects;
 pub mod hooks;
 pub mod live;
 pub mod model;
+pub mod view;
 
 use utoipa_axum::router::OpenApiRouter;
 

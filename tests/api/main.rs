@@ -17,6 +17,7 @@ mod rate_limits;
 mod seat_maps;
 mod security_events;
 mod sessions;
+mod shop;
 mod signup;
 mod tokens;
 mod ugly_inputs;
