@@ -92,6 +92,8 @@ pub struct App {
     pub seat_maps: crate::catalog::seats::SeatCache,
     /// Checkout admission and order lifecycle hooks (the waiting room plugs in here).
     pub order_hooks: crate::orders::hooks::Hooks,
+    /// Payment gateways (`test` is the default).
+    pub payments: crate::orders::payment::Providers,
 }
 
 /// What differs between a real start and a test: time, randomness, key prefix.
@@ -227,6 +229,9 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         .map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES: {e}"))?;
     let mail_wake = Arc::new(Notify::new());
     let limits = Limits::new(&config, options.clock.clone(), redis.clone());
+    let payments = crate::orders::payment::Providers::new(vec![Arc::new(
+        crate::orders::payment::test_provider::TestProvider::new(secrets.test_payments),
+    )]);
     let state = AppState(Arc::new(App {
         tokens: Tokens::new(keys.clone()),
         cookie_sessions: Cache::builder()
@@ -253,6 +258,7 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         limits,
         seat_maps: crate::catalog::seats::SeatCache::new(),
         order_hooks: options.order_hooks.unwrap_or_default(),
+        payments,
     }));
     // Subscribe before the first load so a change made meanwhile still triggers a reload.
     let ip_block_changes = state.bus.subscribe();

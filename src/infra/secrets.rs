@@ -45,6 +45,8 @@ pub struct Secrets {
     pub ticket_code: [u8; 32],
     /// For signed cookies (OAuth state).
     pub cookie: [u8; 32],
+    /// Signs the built-in test payment provider's webhooks.
+    pub test_payments: [u8; 32],
 }
 
 impl std::fmt::Debug for Secrets {
@@ -71,6 +73,7 @@ impl Secrets {
             queue_token: key("queue-token"),
             ticket_code: key("ticket-code"),
             cookie: key("cookie"),
+            test_payments: key("test-payments"),
         }
     }
 

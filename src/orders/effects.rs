@@ -32,6 +32,8 @@ pub struct Stamp {
     pub refund: Option<(i64, i64)>,
     /// Only move the order if its hold has run out at `now` (the expiry sweeper).
     pub only_if_expired: bool,
+    /// Only move the order if its hold still runs at `now` (a payment confirmation).
+    pub only_if_unexpired: bool,
 }
 
 /// Moves one order from `from` to `to` with one conditional statement; returns whether this
@@ -83,6 +85,9 @@ pub async fn transition<C: ConnectionTrait>(
     }
     if stamp.only_if_expired {
         update = update.filter(orders::Column::ExpiresAt.lte(at));
+    }
+    if stamp.only_if_unexpired {
+        update = update.filter(orders::Column::ExpiresAt.gt(at));
     }
     Ok(update.exec(conn).await?.rows_affected == 1)
 }

@@ -6,6 +6,7 @@ pub mod effects;
 pub mod hooks;
 pub mod live;
 pub mod model;
+pub mod payment;
 pub mod view;
 
 use utoipa_axum::router::OpenApiRouter;

@@ -1,0 +1,6 @@
+//! Payments: the gateway trait, the built-in `test` gateway, and the pay/confirm/webhook flow.
+
+pub mod provider;
+pub mod test_provider;
+
+pub use provider::{PaymentProvider, Providers};
