@@ -2,18 +2,30 @@
 //! fulfilment and the organizer's reports. See DESIGN.md "How concurrency is made correct".
 
 pub mod audit;
+pub mod check_in;
 pub mod effects;
 pub mod hooks;
 pub mod live;
 pub mod model;
 pub mod payment;
+pub mod tickets;
 pub mod view;
 
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::app::AppState;
 
 /// The `/orders`, `/payments` and per-event order routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        // Payments, tickets and check-in.
+        .routes(routes!(payment::handlers::pay))
+        .routes(routes!(payment::handlers::confirm))
+        .routes(routes!(payment::handlers::webhook))
+        .routes(routes!(tickets::handlers::list))
+        .routes(routes!(check_in::handlers::check_in))
+        .routes(routes!(
+            check_in::handlers::staff,
+            check_in::handlers::replace_staff
+        ))
 }

@@ -103,6 +103,21 @@ pub enum Mail {
         /// The event's page.
         url: String,
     },
+    /// An order was paid: what was bought and where the tickets are.
+    OrderConfirmed {
+        /// Greeting name.
+        name: String,
+        /// The event (text).
+        event_title: String,
+        /// The order id.
+        order_id: String,
+        /// One line per order line ("스탠딩 × 2 — 110000.00 KRW").
+        lines: Vec<String>,
+        /// What was paid, with the currency.
+        total: String,
+        /// The order's page.
+        url: String,
+    },
 }
 
 /// Status of an outbox row.

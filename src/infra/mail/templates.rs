@@ -271,5 +271,46 @@ pub fn render(mail: &Mail, locale: MailLocale) -> anyhow::Result<Rendered> {
             }],
         }
         .render(ko),
+        Mail::OrderConfirmed {
+            name,
+            event_title,
+            order_id,
+            lines,
+            total,
+            url,
+        } => Notice {
+            subject: if ko {
+                format!("[boxoffice] {event_title} 주문이 확정되었습니다")
+            } else {
+                format!("[boxoffice] Your order for {event_title} is confirmed")
+            },
+            greeting: greeting(ko, name),
+            paragraphs: {
+                let mut p = vec![if ko {
+                    format!("결제가 완료되어 주문({order_id})이 확정되었습니다.")
+                } else {
+                    format!("We received your payment; order {order_id} is confirmed.")
+                }];
+                p.extend(lines.iter().cloned());
+                p.push(if ko {
+                    format!("결제 금액: {total}")
+                } else {
+                    format!("Total paid: {total}")
+                });
+                p.push(if ko {
+                    format!("티켓(QR 코드)과 주문 내역은 여기에서 볼 수 있습니다: {url}")
+                } else {
+                    format!("Your tickets (QR codes) and the order are here: {url}")
+                });
+                p
+            },
+            code: None,
+            footer: vec![if ko {
+                "입장 시 티켓의 QR 코드를 보여 주세요. 취소 규정은 주문 페이지에서 확인할 수 있습니다.".to_owned()
+            } else {
+                "Show the ticket's QR code at the entrance. The cancellation policy is on the order page.".to_owned()
+            }],
+        }
+        .render(ko),
     }
 }
