@@ -3,8 +3,13 @@
 
 pub mod audit;
 pub mod check_in;
+pub mod checkout;
 pub mod effects;
+pub mod expiry;
+pub mod handlers;
+pub mod history;
 pub mod hooks;
+pub mod idempotency;
 pub mod live;
 pub mod model;
 pub mod payment;
@@ -18,6 +23,8 @@ use crate::app::AppState;
 /// The `/orders`, `/payments` and per-event order routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(handlers::create_order, handlers::list_orders))
+        .routes(routes!(handlers::get_order))
         // Payments, tickets and check-in.
         .routes(routes!(payment::handlers::pay))
         .routes(routes!(payment::handlers::confirm))

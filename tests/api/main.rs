@@ -1,6 +1,7 @@
 //! The one integration test binary: every test drives the service over HTTP.
 
 mod admin_users;
+mod check_in;
 mod cli;
 mod cookies;
 mod deletion;
@@ -11,7 +12,9 @@ mod ip_blocks;
 mod lockout;
 mod login;
 mod mail;
+mod orders;
 mod password_reset;
+mod payments;
 mod products;
 mod rate_limits;
 mod seat_maps;

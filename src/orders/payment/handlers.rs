@@ -1,7 +1,12 @@
 //! HTTP handlers for paying: start, confirm, gateway callbacks. Thin: extract, call
 //! [`super::flow`], answer.
 
-use axum::{body::Bytes, extract::State, http::HeaderMap};
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
 
 use super::flow::{self, ConfirmBody, PayBody, PayView, WebhookAck};
 use crate::{
@@ -9,7 +14,7 @@ use crate::{
     auth::AuthUser,
     error::{AppError, AppResult, Problem},
     http::{ApiJson, extract::ApiPath},
-    orders::view::OrderView,
+    orders::{idempotency, view::OrderView},
 };
 
 /// The optional body of `POST /orders/{id}/pay`: empty means the default gateway.
@@ -28,25 +33,39 @@ fn pay_body(raw: &[u8]) -> AppResult<PayBody> {
 
 /// Starts paying a pending order: returns what the buyer's page needs to open the gateway.
 /// The body is optional (`{}` or none: the default `test` gateway). Accepts `Idempotency-Key`.
-#[utoipa::path(post, path = "/orders/{id}/pay", tag = "orders", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/orders/{id}/pay", tag = "orders",
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters; kept 24 h per user")),
     request_body(content = Option<PayBody>, description = "Optional: the gateway"),
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "Prepared; the buyer continues with the gateway", body = PayView),
         (status = 401, description = "`unauthenticated`", body = Problem),
         (status = 404, description = "`not_found`: no such order, or someone else's", body = Problem),
-        (status = 409, description = "`order_expired` (hold ended or canceled), `invalid_transition` (already paid or refunded)", body = Problem),
-        (status = 422, description = "`validation_failed`: unknown `provider`", body = Problem),
+        (status = 409, description = "`order_expired` (hold ended or canceled), `invalid_transition` (already paid or refunded), `idempotency_key_in_use`", body = Problem),
+        (status = 422, description = "`validation_failed`: unknown `provider`; `idempotency_key_reused`", body = Problem),
         (status = 502, description = "`payment_unavailable`: the gateway did not answer", body = Problem),
     ))]
 pub async fn pay(
     State(state): State<AppState>,
     user: AuthUser,
     ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
     body: Bytes,
-) -> AppResult<ApiJson<PayView>> {
-    let body = pay_body(&body)?;
-    Ok(ApiJson(flow::pay(&state, &user, &id, body).await?))
+) -> Response {
+    let body = match pay_body(&body) {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    idempotency::run(
+        &state,
+        &user.user_id,
+        &format!("POST /orders/{id}/pay"),
+        &headers,
+        &body,
+        StatusCode::OK,
+        || flow::pay(&state, &user, &id, body.clone()),
+    )
+    .await
 }
 
 /// Confirms (captures) the payment the buyer completed with the gateway, then confirms the
@@ -54,23 +73,34 @@ pub async fn pay(
 /// again answers it again without a second capture. If the order ended before the capture
 /// could count, the money is refunded automatically (`order_expired`). Accepts
 /// `Idempotency-Key`.
-#[utoipa::path(post, path = "/orders/{id}/pay/confirm", tag = "orders", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/orders/{id}/pay/confirm", tag = "orders",
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters; kept 24 h per user")),
     request_body = ConfirmBody, security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "Paid: the order, `CONFIRMED`", body = OrderView),
         (status = 401, description = "`unauthenticated`", body = Problem),
         (status = 404, description = "`not_found`: no such order, or someone else's", body = Problem),
-        (status = 409, description = "`order_expired` (a capture that came too late is refunded), `payment_declined` (the order stays pending: retry until it expires), `invalid_transition`", body = Problem),
-        (status = 422, description = "`validation_failed` on `provider_payload`", body = Problem),
+        (status = 409, description = "`order_expired` (a capture that came too late is refunded), `payment_declined` (the order stays pending: retry until it expires), `invalid_transition`, `idempotency_key_in_use`", body = Problem),
+        (status = 422, description = "`validation_failed` on `provider_payload`; `idempotency_key_reused`", body = Problem),
         (status = 502, description = "`payment_unavailable`: the gateway failed or timed out; the order stays pending", body = Problem),
     ))]
 pub async fn confirm(
     State(state): State<AppState>,
     user: AuthUser,
     ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<ConfirmBody>,
-) -> AppResult<ApiJson<OrderView>> {
-    Ok(ApiJson(flow::confirm(&state, &user, &id, body).await?))
+) -> Response {
+    idempotency::run(
+        &state,
+        &user.user_id,
+        &format!("POST /orders/{id}/pay/confirm"),
+        &headers,
+        &body,
+        StatusCode::OK,
+        || flow::confirm(&state, &user, &id, body.clone()),
+    )
+    .await
 }
 
 /// A gateway's callback (signed; the `test` gateway signs with header `x-test-signature`).
