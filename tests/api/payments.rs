@@ -388,7 +388,7 @@ async fn a_capture_that_lands_after_the_order_ended_is_refunded_and_recorded() {
         "test",
         &Captured {
             provider_ref: format!("test_{}", id(&unswept)),
-            amount: Money::from_minor(55_000_00),
+            amount: Money::from_minor(5_500_000),
         },
         None,
     )
@@ -413,7 +413,7 @@ async fn a_capture_that_lands_after_the_order_ended_is_refunded_and_recorded() {
             recorded[0].amount,
             recorded[0].fee
         ),
-        ("LATE_PAYMENT", "DONE", 110_000_00, 0)
+        ("LATE_PAYMENT", "DONE", 11_000_000, 0)
     );
     assert_eq!(order_row(&app, &id(&swept)).await.status, "CANCELED");
     assert_eq!(ticket_count(&app, &id(&swept)).await, 0);
@@ -451,7 +451,7 @@ async fn expiry_racing_a_late_confirmation_has_exactly_one_winner() {
         // The holds run out while the confirmations are with the gateway (each answers after
         // its own latency): the first answer triggers the clock and a sweep, racing the rest.
         app.clock.advance(time::Duration::milliseconds(59_990));
-        let app = &app;
+        let shared = &app;
         let mut in_flight: FuturesUnordered<_> = buyers
             .iter()
             .zip(&order_ids)
@@ -460,7 +460,7 @@ async fn expiry_racing_a_late_confirmation_has_exactly_one_winner() {
                 let latency = (n * (round + 1) * 3) as u64;
                 async move {
                     let payload = json!({"scenario": "SUCCESS", "ms": latency});
-                    (n, confirm(app, buyer, order_id, payload).await)
+                    (n, confirm(shared, buyer, order_id, payload).await)
                 }
             })
             .collect();

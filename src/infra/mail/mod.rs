@@ -195,6 +195,24 @@ mod tests {
     }
 
     #[test]
+    fn the_order_confirmation_lists_the_lines_and_links_the_order() {
+        let mail = Mail::OrderConfirmed {
+            name: "Kim".into(),
+            event_title: "<b>Winter</b>".into(),
+            order_id: "o-1".into(),
+            lines: vec!["스탠딩 × 2 — 110000.00 KRW".into()],
+            total: "110000.00 KRW".into(),
+            url: "http://localhost:8080/account/orders/o-1".into(),
+        };
+        for locale in [MailLocale::Ko, MailLocale::En] {
+            let r = render(&mail, locale).expect("renders");
+            assert!(r.text.contains("스탠딩 × 2") && r.text.contains("110000.00 KRW"));
+            assert!(r.text.contains("/account/orders/o-1"), "{}", r.text);
+            assert!(!r.html.contains("<b>Winter"), "escaped: {}", r.html);
+        }
+    }
+
+    #[test]
     fn back_in_stock_names_the_product_and_escapes_it_in_html() {
         let mail = Mail::BackInStock {
             name: "Kim".into(),

@@ -104,12 +104,12 @@ impl PaymentProvider for TestProvider {
     async fn confirm(&self, charge: &Charge, payload: &Value) -> Result<Captured, ProviderError> {
         let payload: Payload = serde_json::from_value(payload.clone())
             .map_err(|e| ProviderError::Invalid(e.to_string()))?;
-        if let Some(amount) = payload.amount.as_deref() {
-            if parse_amount(amount) != Some(charge.amount) {
-                return Err(ProviderError::Invalid(
-                    "amount does not match the order".into(),
-                ));
-            }
+        if let Some(amount) = payload.amount.as_deref()
+            && parse_amount(amount) != Some(charge.amount)
+        {
+            return Err(ProviderError::Invalid(
+                "amount does not match the order".into(),
+            ));
         }
         // `ms` is the gateway's latency in every scenario (FAIL_AFTER_MS then times out).
         let ms = payload.ms.unwrap_or(0).min(MAX_DELAY_MS);
