@@ -310,6 +310,12 @@ pub async fn confirm(
         Ok(capture) => capture,
         Err(e) => {
             tracing::warn!(provider = provider.name(), order_id, error = %e, "payment confirm failed");
+            let result = match e {
+                ProviderError::Declined(_) => "declined",
+                ProviderError::Invalid(_) => "invalid",
+                ProviderError::Unavailable(_) => "unavailable",
+            };
+            metrics::counter!("boxoffice_payments_total", "result" => result).increment(1);
             record_failure(state, &order, provider.name(), &e).await?;
             return Err(gateway_error(&e));
         }
@@ -476,17 +482,21 @@ pub async fn settle(
     .await?;
     Ok(match decision {
         Decision::Paid(change) => {
+            metrics::counter!("boxoffice_orders_total", "result" => "paid").increment(1);
             state.mail_wake.notify_one();
             state.order_hooks.announce(state, &[change]).await;
             Settlement::Paid
         }
         Decision::AlreadyPaid => Settlement::AlreadyPaid,
         Decision::Refund(row) => {
+            metrics::counter!("boxoffice_payments_total", "result" => "late_refunded").increment(1);
             refund_recorded(state, row).await?;
             Settlement::Refunded
         }
         Decision::AlreadyRefunded => Settlement::AlreadyRefunded,
         Decision::Stray { reason } => {
+            metrics::counter!("boxoffice_payments_total", "result" => "stray_refunded")
+                .increment(1);
             refund_stray(state, order_id, provider, capture, reason).await;
             Settlement::Stray
         }
