@@ -4,21 +4,24 @@
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    sea_query::Expr,
+    sea_query::{Expr, Query},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::tickets::{Scanned, TicketStatus};
+use super::{
+    model::OrderStatus,
+    tickets::{Scanned, TicketStatus},
+};
 use crate::{
     app::AppState,
     auth::{AuthUser, flows::audit_with_detail},
     catalog::access::{Viewer, can_see, manageable_event},
     db::{
         self,
-        entities::{check_in_staff, events, order_items, tickets, users},
+        entities::{check_in_staff, events, order_items, orders, tickets, users},
     },
     error::{AppError, AppResult, FieldError},
     infra::clock::{from_db, to_db},
@@ -171,6 +174,18 @@ pub async fn check_in(
             )
             .filter(tickets::Column::Id.eq(ticket.id.clone()))
             .filter(tickets::Column::Status.eq(TicketStatus::Valid.as_str()))
+            // Belt and braces: a ticket whose order is no longer paid never admits anyone,
+            // even if voiding it was missed.
+            .filter(
+                tickets::Column::OrderId.in_subquery(
+                    Query::select()
+                        .column(orders::Column::Id)
+                        .from(orders::Entity)
+                        .and_where(orders::Column::Id.eq(ticket.order_id.clone()))
+                        .and_where(orders::Column::Status.eq(OrderStatus::Confirmed.as_str()))
+                        .to_owned(),
+                ),
+            )
             .exec(&state.db)
             .await?
             .rows_affected
@@ -183,8 +198,9 @@ pub async fn check_in(
     let status = TicketStatus::from_db(&ticket.status);
     let result = match (admitted, status) {
         (true, _) => CheckInResult::Ok,
-        (false, TicketStatus::Void) => CheckInResult::Refunded,
-        (false, _) => CheckInResult::AlreadyUsed,
+        (false, TicketStatus::Used) => CheckInResult::AlreadyUsed,
+        // Void, or still valid on an order that is no longer paid.
+        (false, TicketStatus::Void | TicketStatus::Valid) => CheckInResult::Refunded,
     };
     let used_at = ticket.used_at.map(from_db);
     let name = order_items::Entity::find_by_id(ticket.order_item_id.clone())

@@ -3,11 +3,11 @@
 
 use boxoffice::{
     auth::model::Role,
-    db::entities::{tickets, users},
+    db::entities::{orders, tickets, users},
     orders::tickets::void_for_order,
 };
 use reqwest::{Response, StatusCode};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use serde_json::{Value, json};
 
 use crate::{
@@ -197,6 +197,36 @@ async fn a_void_ticket_is_reported_refunded_and_shows_no_qr_code() {
         .expect("ticket")
         .expect("exists");
     assert!(row.used_at.is_none());
+
+    // A ticket of an order that is no longer paid admits nobody, even if voiding was missed.
+    let other = id(&place(
+        &app,
+        &buyer,
+        json!([{"product_id": shop_ticket(&app, &order_id).await, "quantity": 1}]),
+    )
+    .await);
+    pay_in_full(&app, &buyer, &other).await;
+    let unvoided = tickets_of(&app, &buyer, &other).await;
+    orders::Entity::update_many()
+        .col_expr(orders::Column::Status, Expr::value("REFUNDED"))
+        .filter(orders::Column::Id.eq(other.clone()))
+        .exec(&app.state.db)
+        .await
+        .expect("refund behind the scenes");
+    let scanned = scan_ok(&app, &shop.organizer, &shop.event_id, payload(&unvoided[0])).await;
+    assert_eq!(scanned["result"], "REFUNDED");
+    assert_eq!(scanned["ticket"]["status"], "VALID");
+}
+
+/// The ticket product of an order's first line.
+async fn shop_ticket(app: &TestApp, order_id: &str) -> String {
+    tickets::Entity::find()
+        .filter(tickets::Column::OrderId.eq(order_id))
+        .one(&app.state.db)
+        .await
+        .expect("ticket")
+        .expect("exists")
+        .product_id
 }
 
 #[tokio::test]
