@@ -3,11 +3,16 @@
 
 pub mod audit;
 pub mod cancel;
+pub mod checkout;
 pub mod csv_export;
 pub mod effects;
 pub mod event_cancel;
+pub mod expiry;
 pub mod fulfillment;
+pub mod handlers;
+pub mod history;
 pub mod hooks;
+pub mod idempotency;
 pub mod live;
 pub mod manage_handlers;
 pub mod model;
@@ -24,6 +29,8 @@ use crate::app::AppState;
 /// The `/orders`, `/payments` and per-event order routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(handlers::create_order, handlers::list_orders))
+        .routes(routes!(handlers::get_order))
         .routes(routes!(manage_handlers::cancel_quote))
         .routes(routes!(manage_handlers::cancel_order))
         .routes(routes!(manage_handlers::organizer_cancel))
