@@ -1,9 +1,11 @@
 //! The one integration test binary: every test drives the service over HTTP.
 
 mod admin_users;
+mod cancellation;
 mod cli;
 mod cookies;
 mod deletion;
+mod event_cancellation;
 mod events;
 mod health;
 mod helpers;
@@ -15,6 +17,7 @@ mod orders;
 mod password_reset;
 mod products;
 mod rate_limits;
+mod reports;
 mod seat_maps;
 mod security_events;
 mod sessions;
