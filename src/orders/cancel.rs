@@ -246,8 +246,7 @@ impl Loaded {
     pub fn decide(&self, now: OffsetDateTime) -> Decision {
         let policy: CancelPolicy =
             serde_json::from_str(&self.order.cancel_policy).unwrap_or_default();
-        let currency =
-            Currency::parse(&self.order.currency).unwrap_or_else(|_| krw_fallback());
+        let currency = Currency::parse(&self.order.currency).unwrap_or_else(|_| krw_fallback());
         decide(&PolicyInput {
             status: OrderStatus::from_db(&self.order.status),
             policy: &policy,

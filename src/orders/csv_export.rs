@@ -142,7 +142,12 @@ pub async fn export(
     let mut first = BOM.to_vec();
     let header: Vec<String> = which.header().iter().map(|h| (*h).to_owned()).collect();
     first.extend(write_rows(&[header])?);
-    let start = (state.clone(), event_id.to_owned(), None::<String>, Some(first));
+    let start = (
+        state.clone(),
+        event_id.to_owned(),
+        None::<String>,
+        Some(first),
+    );
     let pages = futures::stream::try_unfold(Some(start), move |cursor| async move {
         let Some((state, event_id, after, prefix)) = cursor else {
             return Ok::<_, AppError>(None);
@@ -173,7 +178,9 @@ fn at(t: Option<sea_orm::prelude::TimeDateTime>) -> String {
 }
 
 fn money(minor: Option<i64>) -> String {
-    minor.map(|m| Money::from_minor(m).to_string()).unwrap_or_default()
+    minor
+        .map(|m| Money::from_minor(m).to_string())
+        .unwrap_or_default()
 }
 
 /// One page of rows after the id `after`; the last id read when more may follow.
@@ -212,7 +219,10 @@ async fn lines_of(
         .all(&state.db)
         .await?
     {
-        by_order.entry(line.order_id.clone()).or_default().push(line);
+        by_order
+            .entry(line.order_id.clone())
+            .or_default()
+            .push(line);
     }
     Ok(by_order)
 }
@@ -419,7 +429,10 @@ async fn fulfillment_page(
                     .as_ref()
                     .map(|a| a.recipient.clone())
                     .unwrap_or_default(),
-                address.as_ref().map(|a| a.phone.clone()).unwrap_or_default(),
+                address
+                    .as_ref()
+                    .map(|a| a.phone.clone())
+                    .unwrap_or_default(),
                 address
                     .as_ref()
                     .map(|a| a.postcode.clone())

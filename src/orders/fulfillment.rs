@@ -76,8 +76,15 @@ pub fn applies(line: &order_items::Model) -> bool {
 
 /// The line's fulfilment as shown: its stored value, or `PENDING` for a line that goes through
 /// fulfilment on a confirmed (or later refunded) order.
-pub fn effective(line: &order_items::Model, order_status: OrderStatus) -> Option<FulfillmentStatus> {
-    match line.fulfillment.as_deref().and_then(FulfillmentStatus::from_db) {
+pub fn effective(
+    line: &order_items::Model,
+    order_status: OrderStatus,
+) -> Option<FulfillmentStatus> {
+    match line
+        .fulfillment
+        .as_deref()
+        .and_then(FulfillmentStatus::from_db)
+    {
         Some(s) => Some(s),
         None if applies(line)
             && matches!(order_status, OrderStatus::Confirmed | OrderStatus::Refunded) =>
@@ -91,7 +98,9 @@ pub fn effective(line: &order_items::Model, order_status: OrderStatus) -> Option
 /// Whether the line was shipped or picked up already.
 pub fn is_done(line: &order_items::Model) -> bool {
     matches!(
-        line.fulfillment.as_deref().and_then(FulfillmentStatus::from_db),
+        line.fulfillment
+            .as_deref()
+            .and_then(FulfillmentStatus::from_db),
         Some(FulfillmentStatus::Shipped | FulfillmentStatus::PickedUp)
     )
 }
@@ -122,7 +131,11 @@ fn validate(body: FulfillmentBody) -> AppResult<Change> {
     let mut field = |name: &str, raw: Option<&str>, max: usize| match raw {
         Some(v) => text(name, v, 1, max).map_err(|e| errors.push(e)).ok(),
         None => {
-            errors.push(FieldError::new(name, "required", "is required when SHIPPED"));
+            errors.push(FieldError::new(
+                name,
+                "required",
+                "is required when SHIPPED",
+            ));
             None
         }
     };
@@ -214,7 +227,10 @@ pub async fn update(
                     order_items::Column::Fulfillment,
                     Expr::value(change.status.as_str()),
                 )
-                .col_expr(order_items::Column::Carrier, Expr::value(change.carrier.clone()))
+                .col_expr(
+                    order_items::Column::Carrier,
+                    Expr::value(change.carrier.clone()),
+                )
                 .col_expr(
                     order_items::Column::TrackingNumber,
                     Expr::value(change.tracking.clone()),

@@ -1,12 +1,7 @@
 //! HTTP handlers for cancellation and refunds (buyers), and for the event manager's order
 //! tools: cancel/refund, event cancellation, fulfilment, the order list, sales and CSV exports.
 
-use axum::{
-    body::Bytes,
-    extract::State,
-    http::StatusCode,
-    response::Response,
-};
+use axum::{body::Bytes, extract::State, http::StatusCode, response::Response};
 
 use super::{
     cancel::{self, BuyerCancelBody, CancelQuote, ReasonBody},
@@ -66,7 +61,9 @@ pub async fn cancel_order(
     body: Bytes,
 ) -> AppResult<ApiJson<OrderView>> {
     let body: BuyerCancelBody = optional_json(&body)?;
-    Ok(ApiJson(cancel::buyer_cancel(&state, &user, &id, body).await?))
+    Ok(ApiJson(
+        cancel::buyer_cancel(&state, &user, &id, body).await?,
+    ))
 }
 
 /// An empty body is the default; anything else must be the JSON object.

@@ -10,11 +10,7 @@ use sea_orm::{
 };
 use time::{Duration, OffsetDateTime};
 
-use super::{
-    effects::insert_ignore,
-    model::CancelReason,
-    payment::provider::ProviderError,
-};
+use super::{effects::insert_ignore, model::CancelReason, payment::provider::ProviderError};
 use crate::{
     app::AppState,
     auth::flows,
@@ -117,7 +113,9 @@ pub async fn record<C: ConnectionTrait>(
             "order",
             Some(&order.id),
             None,
-            Some(serde_json::json!({"refund_id": id, "amount": amount.to_string(), "error": error})),
+            Some(
+                serde_json::json!({"refund_id": id, "amount": amount.to_string(), "error": error}),
+            ),
         )
         .await?;
     }
@@ -145,7 +143,10 @@ pub async fn attempt(state: &AppState, refund_id: &str) -> AppResult<Attempt> {
             refunds::Column::Attempts,
             Expr::col(refunds::Column::Attempts).add(1),
         )
-        .col_expr(refunds::Column::NextAttemptAt, Expr::value(to_db(now + LEASE)))
+        .col_expr(
+            refunds::Column::NextAttemptAt,
+            Expr::value(to_db(now + LEASE)),
+        )
         .col_expr(refunds::Column::UpdatedAt, Expr::value(to_db(now)))
         .filter(refunds::Column::Id.eq(refund_id))
         .filter(refunds::Column::Status.eq(status::PENDING))

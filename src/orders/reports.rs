@@ -104,7 +104,8 @@ pub async fn list(
         .limit(limit + 1)
         .all(&state.db)
         .await?;
-    let (rows, next_cursor) = split_page(rows, limit, |o| Cursor::new(from_db(o.created_at), &o.id));
+    let (rows, next_cursor) =
+        split_page(rows, limit, |o| Cursor::new(from_db(o.created_at), &o.id));
     let people = buyers(&state.db, rows.iter().map(|o| o.user_id.clone())).await?;
     let items = present_all(&state.db, rows)
         .await?

@@ -59,7 +59,12 @@ async fn canceling_an_event_cancels_pending_and_fully_refunds_confirmed_orders()
     let mut pending = Vec::new();
     let mut paid = Vec::new();
     for buyer in &buyers {
-        pending.push(id(&place(&app, buyer, json!([{"product_id": ticket, "quantity": 1}])).await));
+        pending.push(id(&place(
+            &app,
+            buyer,
+            json!([{"product_id": ticket, "quantity": 1}]),
+        )
+        .await));
         let order = id(&place(&app, buyer, json!([{"product_id": ticket, "quantity": 2}])).await);
         confirm(&app, buyer, &order).await;
         paid.push(order);
@@ -91,28 +96,43 @@ async fn canceling_an_event_cancels_pending_and_fully_refunds_confirmed_orders()
     assert_eq!(started["orders_total"], 4);
 
     let event: Value = app
-        .get(&format!("/events/{}", shop.event_id))
+        .get_as(
+            &format!("/events/{}", shop.event_id),
+            &shop.organizer.access_token,
+        )
         .await
         .json()
         .await
         .expect("json");
     assert_eq!(event["status"], "CANCELED", "at once");
     assert_problem(
-        app.post_as(&path, &shop.organizer.access_token, &json!({"reason": "again"}))
-            .await,
+        app.post_as(
+            &path,
+            &shop.organizer.access_token,
+            &json!({"reason": "again"}),
+        )
+        .await,
         StatusCode::CONFLICT,
         "event_canceled",
     )
     .await;
     assert_problem(
-        order(&app, &buyers[0], json!([{"product_id": ticket, "quantity": 1}])).await,
+        order(
+            &app,
+            &buyers[0],
+            json!([{"product_id": ticket, "quantity": 1}]),
+        )
+        .await,
         StatusCode::CONFLICT,
         "event_canceled",
     )
     .await;
 
     let done = wait_done(&app, &shop).await;
-    assert_eq!((done["orders_total"].clone(), done["orders_done"].clone()), (json!(4), json!(4)));
+    assert_eq!(
+        (done["orders_total"].clone(), done["orders_done"].clone()),
+        (json!(4), json!(4))
+    );
     assert_eq!(done["refunds_pending"], 0);
     assert_eq!(done["refunds_failed"], 0);
     assert_eq!(done["reason"], "공연장 사정으로 취소되었습니다");
@@ -140,7 +160,7 @@ async fn canceling_an_event_cancels_pending_and_fully_refunds_confirmed_orders()
         assert_eq!(canceled.len(), 2, "one mail per order");
     }
     let remaining: Value = app
-        .get(&format!("/products/{ticket}"))
+        .get_as(&format!("/products/{ticket}"), &shop.organizer.access_token)
         .await
         .json()
         .await

@@ -70,30 +70,66 @@ async fn fulfilment_moves_forward_and_the_buyer_is_mailed_when_shipped() {
         "nothing to fulfil before payment"
     );
     assert_problem(
-        put_fulfillment(&app, &organizer, &shop, &order_id, &line, json!({"status": "PICKED_UP"})).await,
+        put_fulfillment(
+            &app,
+            &organizer,
+            &shop,
+            &order_id,
+            &line,
+            json!({"status": "PICKED_UP"}),
+        )
+        .await,
         StatusCode::CONFLICT,
         "invalid_transition",
     )
     .await;
     confirm(&app, &buyer, &order_id).await;
-    let seen = ok_json(app.get_as(&format!("/orders/{order_id}"), &buyer.access_token).await).await;
+    let seen = ok_json(
+        app.get_as(&format!("/orders/{order_id}"), &buyer.access_token)
+            .await,
+    )
+    .await;
     assert_eq!(seen["items"][0]["fulfillment"]["status"], "PENDING");
 
     assert_problem(
-        put_fulfillment(&app, &organizer, &shop, &order_id, &line, json!({"status": "SHIPPED", "carrier": "CJ대한통운"})).await,
+        put_fulfillment(
+            &app,
+            &organizer,
+            &shop,
+            &order_id,
+            &line,
+            json!({"status": "SHIPPED", "carrier": "CJ대한통운"}),
+        )
+        .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation_failed",
     )
     .await;
     assert_problem(
-        put_fulfillment(&app, &buyer.access_token, &shop, &order_id, &line, json!({"status": "PICKED_UP"})).await,
+        put_fulfillment(
+            &app,
+            &buyer.access_token,
+            &shop,
+            &order_id,
+            &line,
+            json!({"status": "PICKED_UP"}),
+        )
+        .await,
         StatusCode::FORBIDDEN,
         "forbidden",
     )
     .await;
     let shipping_line = id(&order["items"][1]);
     assert_problem(
-        put_fulfillment(&app, &organizer, &shop, &order_id, &shipping_line, json!({"status": "PICKED_UP"})).await,
+        put_fulfillment(
+            &app,
+            &organizer,
+            &shop,
+            &order_id,
+            &shipping_line,
+            json!({"status": "PICKED_UP"}),
+        )
+        .await,
         StatusCode::CONFLICT,
         "invalid_transition",
     )
@@ -111,7 +147,11 @@ async fn fulfilment_moves_forward_and_the_buyer_is_mailed_when_shipped() {
     )
     .await;
     assert_eq!(shipped["items"][0]["fulfillment"]["status"], "SHIPPED");
-    let seen = ok_json(app.get_as(&format!("/orders/{order_id}"), &buyer.access_token).await).await;
+    let seen = ok_json(
+        app.get_as(&format!("/orders/{order_id}"), &buyer.access_token)
+            .await,
+    )
+    .await;
     let fulfillment = &seen["items"][0]["fulfillment"];
     assert_eq!(fulfillment["carrier"], "CJ대한통운");
     assert_eq!(fulfillment["tracking_number"], "6543-2109-8765");
@@ -124,7 +164,15 @@ async fn fulfilment_moves_forward_and_the_buyer_is_mailed_when_shipped() {
         "the shipping mail names carrier and tracking number"
     );
     assert_problem(
-        put_fulfillment(&app, &organizer, &shop, &order_id, &line, json!({"status": "PICKED_UP"})).await,
+        put_fulfillment(
+            &app,
+            &organizer,
+            &shop,
+            &order_id,
+            &line,
+            json!({"status": "PICKED_UP"}),
+        )
+        .await,
         StatusCode::CONFLICT,
         "invalid_transition",
     )
@@ -133,7 +181,15 @@ async fn fulfilment_moves_forward_and_the_buyer_is_mailed_when_shipped() {
     let tickets_only = place(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await;
     confirm(&app, &buyer, &id(&tickets_only)).await;
     assert_problem(
-        put_fulfillment(&app, &organizer, &shop, &id(&tickets_only), &id(&tickets_only["items"][0]), json!({"status": "PICKED_UP"})).await,
+        put_fulfillment(
+            &app,
+            &organizer,
+            &shop,
+            &id(&tickets_only),
+            &id(&tickets_only["items"][0]),
+            json!({"status": "PICKED_UP"}),
+        )
+        .await,
         StatusCode::CONFLICT,
         "invalid_transition",
     )
@@ -154,8 +210,16 @@ async fn sales_count_sold_held_remaining_and_revenue_after_a_mix_of_orders() {
     place(&app, &buyer, json!([{"product_id": ticket, "quantity": 3}])).await;
     let refunded = id(&place(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await);
     confirm(&app, &buyer, &refunded).await;
-    assert_eq!(cancel(&app, &buyer, &refunded, None).await.status(), StatusCode::OK);
-    let seat_order = id(&place(&app, &buyer, json!([{"product_id": seated, "quantity": 2, "seat_ids": [seats[0], seats[1]]}])).await);
+    assert_eq!(
+        cancel(&app, &buyer, &refunded, None).await.status(),
+        StatusCode::OK
+    );
+    let seat_order = id(&place(
+        &app,
+        &buyer,
+        json!([{"product_id": seated, "quantity": 2, "seat_ids": [seats[0], seats[1]]}]),
+    )
+    .await);
     confirm(&app, &buyer, &seat_order).await;
     let merch = id(&merch_order(&app, &buyer, &stick, 1).await);
     confirm(&app, &buyer, &merch).await;
@@ -179,16 +243,26 @@ async fn sales_count_sold_held_remaining_and_revenue_after_a_mix_of_orders() {
     };
     let general = product(&ticket);
     assert_eq!(
-        (general["sold"].clone(), general["held"].clone(), general["remaining"].clone()),
+        (
+            general["sold"].clone(),
+            general["held"].clone(),
+            general["remaining"].clone()
+        ),
         (json!(2), json!(3), json!(95))
     );
     assert_eq!(general["revenue"], "110000.00");
     let reserved = product(&seated);
-    assert_eq!((reserved["sold"].clone(), reserved["remaining"].clone()), (json!(2), json!(3)));
+    assert_eq!(
+        (reserved["sold"].clone(), reserved["remaining"].clone()),
+        (json!(2), json!(3))
+    );
     assert_eq!(reserved["grade"], "R");
     assert_eq!(reserved["revenue"], "264000.00");
     let goods = product(&id(&stick));
-    assert_eq!((goods["sold"].clone(), goods["remaining"].clone()), (json!(1), json!(9)));
+    assert_eq!(
+        (goods["sold"].clone(), goods["remaining"].clone()),
+        (json!(1), json!(9))
+    );
     let grade_r = report["tickets"]
         .as_array()
         .expect("tickets")
@@ -201,7 +275,11 @@ async fn sales_count_sold_held_remaining_and_revenue_after_a_mix_of_orders() {
     assert_eq!(totals["sold"], 5);
     assert_eq!(totals["held"], 3);
     assert_eq!(
-        (totals["orders_confirmed"].clone(), totals["orders_pending"].clone(), totals["orders_refunded"].clone()),
+        (
+            totals["orders_confirmed"].clone(),
+            totals["orders_pending"].clone(),
+            totals["orders_refunded"].clone()
+        ),
         (json!(3), json!(1), json!(1))
     );
     // 110,000 + 264,000 + 35,000 + 3,000 shipping confirmed, and 55,000 paid then refunded.
@@ -220,7 +298,12 @@ async fn the_event_order_list_is_newest_first_with_buyer_emails_and_pages() {
     let buyers = app.buyers(3).await;
     let mut ids = Vec::new();
     for buyer in &buyers {
-        ids.push(id(&place(&app, buyer, json!([{"product_id": ticket, "quantity": 1}])).await));
+        ids.push(id(&place(
+            &app,
+            buyer,
+            json!([{"product_id": ticket, "quantity": 1}]),
+        )
+        .await));
         app.clock.advance(time::Duration::seconds(1));
     }
     confirm(&app, &buyers[0], &ids[0]).await;
@@ -232,11 +315,19 @@ async fn the_event_order_list_is_newest_first_with_buyer_emails_and_pages() {
     assert_eq!(items[0]["id"], ids[2].as_str(), "newest first");
     assert_eq!(items[0]["buyer_email"], buyers[2].email.as_str());
     let cursor = page["next_cursor"].as_str().expect("more");
-    let rest = ok_json(app.get_as(&format!("{base}?limit=2&cursor={cursor}"), organizer).await).await;
+    let rest = ok_json(
+        app.get_as(&format!("{base}?limit=2&cursor={cursor}"), organizer)
+            .await,
+    )
+    .await;
     assert_eq!(rest["items"].as_array().expect("items").len(), 1);
     assert_eq!(rest["items"][0]["id"], ids[0].as_str());
     assert!(rest["next_cursor"].is_null());
-    let confirmed = ok_json(app.get_as(&format!("{base}?status=CONFIRMED"), organizer).await).await;
+    let confirmed = ok_json(
+        app.get_as(&format!("{base}?status=CONFIRMED"), organizer)
+            .await,
+    )
+    .await;
     assert_eq!(confirmed["items"].as_array().expect("items").len(), 1);
     assert_problem(
         app.get_as(&format!("{base}?status=NOPE"), organizer).await,
@@ -266,7 +357,10 @@ async fn csv(app: &TestApp, token: &str, path: &str) -> String {
         Some("text/csv; charset=utf-8")
     );
     let bytes = response.bytes().await.expect("body");
-    assert!(bytes.starts_with(b"\xEF\xBB\xBF"), "a UTF-8 byte-order mark");
+    assert!(
+        bytes.starts_with(b"\xEF\xBB\xBF"),
+        "a UTF-8 byte-order mark"
+    );
     String::from_utf8(bytes[3..].to_vec()).expect("utf-8")
 }
 
@@ -283,7 +377,8 @@ async fn csv_exports_carry_a_bom_show_korean_and_defuse_formulas() {
         .exec(&app.state.db)
         .await
         .expect("rename");
-    let tickets_order = id(&place(&app, &buyer, json!([{"product_id": ticket, "quantity": 2}])).await);
+    let tickets_order =
+        id(&place(&app, &buyer, json!([{"product_id": ticket, "quantity": 2}])).await);
     confirm(&app, &buyer, &tickets_order).await;
     let goods = id(&merch_order(&app, &buyer, &stick, 1).await);
     confirm(&app, &buyer, &goods).await;
@@ -291,7 +386,10 @@ async fn csv_exports_carry_a_bom_show_korean_and_defuse_formulas() {
     let base = format!("/events/{}", shop.event_id);
 
     let orders = csv(&app, token, &format!("{base}/orders.csv")).await;
-    assert!(orders.starts_with("order_id,created_at,status,"), "{orders}");
+    assert!(
+        orders.starts_with("order_id,created_at,status,"),
+        "{orders}"
+    );
     assert!(orders.contains("스탠딩 x2"), "Korean as is: {orders}");
     assert!(orders.contains("'=cmd|"), "formula defused: {orders}");
     assert!(!orders.contains(",=cmd"), "{orders}");
@@ -313,13 +411,17 @@ async fn csv_exports_carry_a_bom_show_korean_and_defuse_formulas() {
     assert!(codes.is_empty() || attendees.contains("스탠딩"));
 
     let fulfillment = csv(&app, token, &format!("{base}/fulfillment.csv")).await;
-    assert!(fulfillment.contains("서울특별시 강남구 테헤란로 123 4층"), "{fulfillment}");
+    assert!(
+        fulfillment.contains("서울특별시 강남구 테헤란로 123 4층"),
+        "{fulfillment}"
+    );
     assert!(fulfillment.contains("응원봉"));
     assert!(fulfillment.contains(",PENDING,"), "{fulfillment}");
     assert!(fulfillment.contains("'010-") || fulfillment.contains("010-1234-5678"));
 
     assert_problem(
-        app.get_as(&format!("{base}/orders.csv"), &buyer.access_token).await,
+        app.get_as(&format!("{base}/orders.csv"), &buyer.access_token)
+            .await,
         StatusCode::FORBIDDEN,
         "forbidden",
     )

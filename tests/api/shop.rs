@@ -190,12 +190,26 @@ pub async fn confirm(app: &TestApp, buyer: &TestUser, order_id: &str) -> Value {
 }
 
 /// Like [`confirm`] with a test-gateway payload (e.g. `"refund_scenario": "FAIL"`).
-pub async fn confirm_with(app: &TestApp, buyer: &TestUser, order_id: &str, payload: Value) -> Value {
+pub async fn confirm_with(
+    app: &TestApp,
+    buyer: &TestUser,
+    order_id: &str,
+    payload: Value,
+) -> Value {
     let paid = app
-        .post_as(&format!("/orders/{order_id}/pay"), &buyer.access_token, &json!({}))
+        .post_as(
+            &format!("/orders/{order_id}/pay"),
+            &buyer.access_token,
+            &json!({}),
+        )
         .await;
     let status = paid.status();
-    assert_eq!(status, StatusCode::OK, "pay: {}", paid.text().await.unwrap_or_default());
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "pay: {}",
+        paid.text().await.unwrap_or_default()
+    );
     let response = app
         .post_as(
             &format!("/orders/{order_id}/pay/confirm"),
@@ -211,7 +225,12 @@ pub async fn confirm_with(app: &TestApp, buyer: &TestUser, order_id: &str, paylo
 }
 
 /// `PUT /orders/{id}/cancel` with an optional body.
-pub async fn cancel(app: &TestApp, buyer: &TestUser, order_id: &str, body: Option<Value>) -> Response {
+pub async fn cancel(
+    app: &TestApp,
+    buyer: &TestUser,
+    order_id: &str,
+    body: Option<Value>,
+) -> Response {
     let request = app
         .client
         .put(app.url(&format!("/orders/{order_id}/cancel")))
