@@ -448,6 +448,11 @@ fn organizer_note(ending: &Ending) -> Option<String> {
 
 /// After the commit: wake the mail worker, run the lifecycle hook, try the refund at once.
 pub(crate) async fn after_commit(state: &AppState, ended: &Ended) {
+    let result = match ended.change.what {
+        Lifecycle::Refunded => "refunded",
+        _ => "canceled",
+    };
+    metrics::counter!("boxoffice_orders_total", "result" => result).increment(1);
     state.mail_wake.notify_one();
     state
         .order_hooks

@@ -137,6 +137,18 @@ pub enum Attempt {
 
 /// Claims one refund if it is due and tries it at its provider.
 pub async fn attempt(state: &AppState, refund_id: &str) -> AppResult<Attempt> {
+    let outcome = claim_and_try(state, refund_id).await?;
+    let label = match outcome {
+        Attempt::Skipped => return Ok(outcome),
+        Attempt::Done => "done",
+        Attempt::Retry => "retry",
+        Attempt::Failed => "failed",
+    };
+    metrics::counter!("boxoffice_refund_attempts_total", "result" => label).increment(1);
+    Ok(outcome)
+}
+
+async fn claim_and_try(state: &AppState, refund_id: &str) -> AppResult<Attempt> {
     let now = state.clock.now();
     let claimed = refunds::Entity::update_many()
         .col_expr(
