@@ -75,7 +75,7 @@ pub fn applies(line: &order_items::Model) -> bool {
 }
 
 /// The line's fulfilment as shown: its stored value, or `PENDING` for a line that goes through
-/// fulfilment on a confirmed (or later refunded) order.
+/// fulfilment on a confirmed order.
 pub fn effective(
     line: &order_items::Model,
     order_status: OrderStatus,
@@ -86,9 +86,7 @@ pub fn effective(
         .and_then(FulfillmentStatus::from_db)
     {
         Some(s) => Some(s),
-        None if applies(line)
-            && matches!(order_status, OrderStatus::Confirmed | OrderStatus::Refunded) =>
-        {
+        None if applies(line) && order_status == OrderStatus::Confirmed => {
             Some(FulfillmentStatus::Pending)
         }
         None => None,
