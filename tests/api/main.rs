@@ -13,6 +13,7 @@ mod ip_blocks;
 mod lockout;
 mod login;
 mod mail;
+mod order_concurrency;
 mod orders;
 mod password_reset;
 mod products;

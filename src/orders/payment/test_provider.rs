@@ -103,12 +103,12 @@ impl PaymentProvider for TestProvider {
     async fn confirm(&self, charge: &Charge, payload: &Value) -> Result<Captured, ProviderError> {
         let payload: Payload = serde_json::from_value(payload.clone())
             .map_err(|e| ProviderError::Invalid(e.to_string()))?;
-        if let Some(amount) = payload.amount.as_deref() {
-            if parse_amount(amount) != Some(charge.amount) {
-                return Err(ProviderError::Invalid(
-                    "amount does not match the order".into(),
-                ));
-            }
+        if let Some(amount) = payload.amount.as_deref()
+            && parse_amount(amount) != Some(charge.amount)
+        {
+            return Err(ProviderError::Invalid(
+                "amount does not match the order".into(),
+            ));
         }
         match payload.scenario {
             Scenario::Success => {
