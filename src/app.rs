@@ -289,6 +289,8 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
     tokio::spawn(reload_keys_every_minute(keys, options.clock));
     tokio::spawn(crate::catalog::events::sweep_forever(state.clone()));
     tokio::spawn(crate::orders::expiry::sweep_forever(state.clone()));
+    tokio::spawn(crate::orders::refunds::work_forever(state.clone()));
+    tokio::spawn(crate::orders::event_cancel::work_forever(state.clone()));
     Ok(state)
 }
 

@@ -118,6 +118,58 @@ pub enum Mail {
         /// The order's page.
         url: String,
     },
+    /// A pending order was canceled (by the buyer or an organizer).
+    OrderCanceled {
+        /// Greeting name.
+        name: String,
+        /// The event (text).
+        event_title: String,
+        /// The order.
+        order_id: String,
+        /// The organizer's reason, when an organizer canceled it.
+        note: Option<String>,
+    },
+    /// A paid order was refunded (by the buyer under the policy, or by an organizer).
+    OrderRefunded {
+        /// Greeting name.
+        name: String,
+        /// The event (text).
+        event_title: String,
+        /// The order.
+        order_id: String,
+        /// Paid back, with currency ("49500.00 KRW").
+        amount: String,
+        /// Kept as a cancellation fee, with currency.
+        fee: String,
+        /// The organizer's reason, when an organizer refunded it.
+        note: Option<String>,
+    },
+    /// The event was canceled; the order was canceled or fully refunded.
+    EventCanceled {
+        /// Greeting name.
+        name: String,
+        /// The event (text).
+        event_title: String,
+        /// The order.
+        order_id: String,
+        /// The organizer's reason.
+        reason: String,
+        /// Paid back, with currency (absent for an unpaid order).
+        refund: Option<String>,
+    },
+    /// Merchandise was handed to a carrier.
+    MerchShipped {
+        /// Greeting name.
+        name: String,
+        /// The event (text).
+        event_title: String,
+        /// The product (text).
+        product_name: String,
+        /// The carrier.
+        carrier: String,
+        /// Its tracking number.
+        tracking_number: String,
+    },
 }
 
 /// Status of an outbox row.
@@ -210,6 +262,56 @@ mod tests {
             assert!(r.text.contains("/account/orders/o-1"), "{}", r.text);
             assert!(!r.html.contains("<b>Winter"), "escaped: {}", r.html);
         }
+    }
+
+    #[test]
+    fn order_mails_render_in_both_languages_with_their_amounts() {
+        let mails = [
+            Mail::OrderCanceled {
+                name: "Kim".into(),
+                event_title: "Winter".into(),
+                order_id: "o-1".into(),
+                note: Some("<b>dup</b>".into()),
+            },
+            Mail::OrderRefunded {
+                name: "Kim".into(),
+                event_title: "Winter".into(),
+                order_id: "o-1".into(),
+                amount: "49500.00 KRW".into(),
+                fee: "5500.00 KRW".into(),
+                note: None,
+            },
+            Mail::EventCanceled {
+                name: "Kim".into(),
+                event_title: "Winter".into(),
+                order_id: "o-1".into(),
+                reason: "Storm".into(),
+                refund: Some("55000.00 KRW".into()),
+            },
+            Mail::MerchShipped {
+                name: "Kim".into(),
+                event_title: "Winter".into(),
+                product_name: "Tee".into(),
+                carrier: "CJ".into(),
+                tracking_number: "123-456".into(),
+            },
+        ];
+        for mail in mails {
+            for locale in [MailLocale::Ko, MailLocale::En] {
+                let r = render(&mail, locale).expect("renders");
+                assert!(r.text.contains("Winter"), "{}", r.text);
+                assert!(!r.html.contains("<b>dup"), "escaped: {}", r.html);
+            }
+        }
+        let shipped = Mail::MerchShipped {
+            name: "Kim".into(),
+            event_title: "Winter".into(),
+            product_name: "Tee".into(),
+            carrier: "CJ".into(),
+            tracking_number: "123-456".into(),
+        };
+        let ko = render(&shipped, MailLocale::Ko).expect("renders");
+        assert!(ko.text.contains("CJ") && ko.text.contains("123-456") && ko.text.contains("발송"));
     }
 
     #[test]
