@@ -116,19 +116,22 @@ pub async fn held_stock<C: ConnectionTrait>(
     Ok(held)
 }
 
-/// A confirmed order's holds become sales: seats `HELD` → `SOLD`, and one `SALE` ledger row
-/// (delta 0) per counter, so reports can tell sold from held.
+/// A confirmed order's holds become sales: seats `HELD` → `SOLD` (when it has seats), and one
+/// `SALE` ledger row (delta 0) per counter, so reports can tell sold from held.
 pub async fn sell<C: ConnectionTrait>(
     conn: &C,
     order: &orders::Model,
+    has_seats: bool,
     now: OffsetDateTime,
 ) -> AppResult<()> {
-    conn.execute_raw(Statement::from_sql_and_values(
-        conn.get_database_backend(),
-        "UPDATE seats SET state = 'SOLD', updated_at = ? WHERE order_id = ? AND state = 'HELD'",
-        [to_db(now).into(), order.id.clone().into()],
-    ))
-    .await?;
+    if has_seats {
+        conn.execute_raw(Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            "UPDATE seats SET state = 'SOLD', updated_at = ? WHERE order_id = ? AND state = 'HELD'",
+            [to_db(now).into(), order.id.clone().into()],
+        ))
+        .await?;
+    }
     for stock_id in held_stock(conn, &order.id).await?.keys() {
         stock::record(
             conn,

@@ -733,12 +733,13 @@ async fn an_unpaid_order_expires_once_and_its_stock_and_seats_return() {
         0
     );
     app.clock.advance(time::Duration::seconds(1));
-    // Two instances sweep at once: one of them expires the order.
+    // Two instances sweep at once (and both background sweepers may too): the order expires
+    // once, which the single RELEASE ledger row below proves.
     let (a, b) = tokio::join!(
         boxoffice::orders::expiry::sweep(&app.state),
         boxoffice::orders::expiry::sweep(&peer.state)
     );
-    assert_eq!(a.expect("sweep") + b.expect("sweep"), 1);
+    assert!(a.expect("sweep") + b.expect("sweep") <= 1);
     let (buyer_token, _) = app.login(&buyer.email).await;
     let read: Value = app
         .get_as(&format!("/orders/{}", id(&order_view)), &buyer_token)

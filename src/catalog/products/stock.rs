@@ -101,7 +101,8 @@ pub async fn record<C: ConnectionTrait>(
     order_id: Option<&str>,
     now: OffsetDateTime,
 ) -> AppResult<()> {
-    stock_movements::ActiveModel {
+    // Without returning: on MariaDB `ActiveModel::insert` reads the row back.
+    stock_movements::Entity::insert(stock_movements::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         event_id: Set(event_id.to_owned()),
         stock_id: Set(stock_id.to_owned()),
@@ -109,8 +110,8 @@ pub async fn record<C: ConnectionTrait>(
         kind: Set(kind.to_owned()),
         delta: Set(delta),
         created_at: Set(to_db(now)),
-    }
-    .insert(conn)
+    })
+    .exec_without_returning(conn)
     .await?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 mod templates;
 pub mod worker;
 
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
+use sea_orm::{ConnectionTrait, EntityTrait, Set};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -195,7 +195,9 @@ pub async fn enqueue<C: ConnectionTrait>(
     let value = serde_json::to_value(mail).map_err(anyhow::Error::from)?;
     let template = value["template"].as_str().unwrap_or_default().to_owned();
     let params = value["params"].to_string();
-    mail_outbox::ActiveModel {
+    // Without returning: on MariaDB `ActiveModel::insert` reads the row back, a second round trip
+    // inside the paying transaction.
+    mail_outbox::Entity::insert(mail_outbox::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         to_address: Set(to.to_owned()),
         template: Set(template),
@@ -208,8 +210,8 @@ pub async fn enqueue<C: ConnectionTrait>(
         last_error: Set(None),
         created_at: Set(to_db(now)),
         sent_at: Set(None),
-    }
-    .insert(conn)
+    })
+    .exec_without_returning(conn)
     .await?;
     Ok(())
 }

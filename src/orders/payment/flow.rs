@@ -9,8 +9,8 @@
 
 use axum::http::{HeaderMap, StatusCode};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, Set,
+    sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -229,7 +229,7 @@ pub async fn pay(
         gateway_error(&e)
     })?;
     let now = state.clock.now();
-    payments::ActiveModel {
+    payments::Entity::insert(payments::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         order_id: Set(order.id.clone()),
         event_id: Set(order.event_id.clone()),
@@ -240,8 +240,8 @@ pub async fn pay(
         failure_code: Set(None),
         created_at: Set(to_db(now)),
         updated_at: Set(to_db(now)),
-    }
-    .insert(&state.db)
+    })
+    .exec_without_returning(&state.db)
     .await?;
     Ok(PayView {
         provider: provider.name().to_owned(),
@@ -398,16 +398,25 @@ async fn mark_payment<C: ConnectionTrait>(
         .await?;
     match prepared {
         Some(row) => {
-            let mut row: payments::ActiveModel = row.into();
-            row.status = Set(attempt.status.to_owned());
-            row.provider_ref = Set(attempt.provider_ref.map(str::to_owned));
-            row.amount = Set(attempt.amount);
-            row.failure_code = Set(attempt.failure_code.map(str::to_owned));
-            row.updated_at = Set(to_db(now));
-            row.update(conn).await?;
+            // By id, without reading the row back (one round trip, not two).
+            payments::Entity::update_many()
+                .col_expr(payments::Column::Status, Expr::value(attempt.status))
+                .col_expr(
+                    payments::Column::ProviderRef,
+                    Expr::value(attempt.provider_ref.map(str::to_owned)),
+                )
+                .col_expr(payments::Column::Amount, Expr::value(attempt.amount))
+                .col_expr(
+                    payments::Column::FailureCode,
+                    Expr::value(attempt.failure_code.map(str::to_owned)),
+                )
+                .col_expr(payments::Column::UpdatedAt, Expr::value(to_db(now)))
+                .filter(payments::Column::Id.eq(row.id))
+                .exec(conn)
+                .await?;
         }
         None => {
-            payments::ActiveModel {
+            payments::Entity::insert(payments::ActiveModel {
                 id: Set(uuid::Uuid::now_v7().to_string()),
                 order_id: Set(order.id.clone()),
                 event_id: Set(order.event_id.clone()),
@@ -418,8 +427,8 @@ async fn mark_payment<C: ConnectionTrait>(
                 failure_code: Set(attempt.failure_code.map(str::to_owned)),
                 created_at: Set(to_db(now)),
                 updated_at: Set(to_db(now)),
-            }
-            .insert(conn)
+            })
+            .exec_without_returning(conn)
             .await?;
         }
     }
@@ -530,9 +539,11 @@ async fn decide(
     }
     // A canceled event sells nothing more, even to a buyer whose checkout raced the
     // cancellation (checkout reads the catalog from a cache cleared by pub/sub).
-    let event_canceled = events::Entity::find_by_id(order.event_id.clone())
+    let event = events::Entity::find_by_id(order.event_id.clone())
         .one(tx)
-        .await?
+        .await?;
+    let event_canceled = event
+        .as_ref()
         .is_none_or(|e| EventStatus::from_db(&e.status) == EventStatus::Canceled);
     if event_canceled {
         return late(tx, &order, provider, capture, actor, now).await;
@@ -555,7 +566,8 @@ async fn decide(
     )
     .await?;
     if moved {
-        return confirmed(tx, state, &order, provider, capture, actor, now).await;
+        let title = event.map(|e| e.title).unwrap_or_default();
+        return confirmed(tx, state, &order, &title, provider, capture, actor, now).await;
     }
     // Someone else moved it first (read again: on MariaDB our first read may be stale).
     let current = orders::Entity::find_by_id(order_id.to_owned())
@@ -589,17 +601,19 @@ async fn decide(
 
 /// The order moved to `CONFIRMED` in this transaction: sell its holds, issue its tickets,
 /// record the capture, queue the confirmation mail and audit it.
+#[allow(clippy::too_many_arguments)]
 async fn confirmed(
     tx: &DatabaseTransaction,
     state: &AppState,
     order: &orders::Model,
+    event_title: &str,
     provider: &str,
     capture: &Captured,
     actor: Option<&str>,
     now: OffsetDateTime,
 ) -> AppResult<Decision> {
-    effects::sell(tx, order, now).await?;
     let lines = lines_of(tx, &order.id).await?;
+    effects::sell(tx, order, lines.iter().any(|l| l.seats.is_some()), now).await?;
     let issued = tickets::issue(tx, state.rng.as_ref(), order, &lines, now).await?;
     mark_payment(
         tx,
@@ -614,7 +628,7 @@ async fn confirmed(
         now,
     )
     .await?;
-    queue_confirmation(tx, state, order, &lines, now).await?;
+    queue_confirmation(tx, state, order, event_title, &lines, now).await?;
     audit_with_detail(
         tx,
         now,
@@ -644,6 +658,7 @@ async fn queue_confirmation(
     tx: &DatabaseTransaction,
     state: &AppState,
     order: &orders::Model,
+    event_title: &str,
     lines: &[order_items::Model],
     now: OffsetDateTime,
 ) -> AppResult<()> {
@@ -654,11 +669,6 @@ async fn queue_confirmation(
     else {
         return Ok(());
     };
-    let event_title = events::Entity::find_by_id(order.event_id.clone())
-        .one(tx)
-        .await?
-        .map(|e| e.title)
-        .unwrap_or_default();
     let currency = &order.currency;
     let summary = lines
         .iter()
@@ -676,7 +686,7 @@ async fn queue_confirmation(
         .collect();
     let mail = Mail::OrderConfirmed {
         name: user.name.clone().unwrap_or_default(),
-        event_title,
+        event_title: event_title.to_owned(),
         order_id: order.id.clone(),
         lines: summary,
         total: format!("{} {currency}", Money::from_minor(order.total)),
