@@ -284,6 +284,7 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
     tokio::spawn(listen_for_revocations(state.clone()));
     tokio::spawn(reload_keys_every_minute(keys, options.clock));
     tokio::spawn(crate::catalog::events::sweep_forever(state.clone()));
+    tokio::spawn(crate::orders::expiry::sweep_forever(state.clone()));
     Ok(state)
 }
 

@@ -626,6 +626,56 @@ impl TestApp {
             .await
     }
 
+    /// `n` verified buyers with access tokens minted directly (no password, no mail): for tests
+    /// that need a crowd, where `user()`'s sign-up and password hashing would dominate.
+    pub async fn buyers(&self, n: usize) -> Vec<TestUser> {
+        use boxoffice::auth::{model, sessions, users};
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let email = format!("buyer-{}@example.com", uuid::Uuid::now_v7().simple());
+            let parsed = model::Email::parse(&email).expect("email");
+            let now = self.state.clock.now();
+            let user = users::insert(
+                &self.state.db,
+                now,
+                users::NewUser {
+                    email: &parsed,
+                    password_hash: None,
+                    name: Some("구매자".into()),
+                    nickname: None,
+                    locale: model::Locale::Ko,
+                    role: model::Role::User,
+                    vip: false,
+                    verified: true,
+                },
+            )
+            .await
+            .expect("insert buyer");
+            let (family, refresh_token) = sessions::start(
+                &self.state.db,
+                self.state.rng.as_ref(),
+                now,
+                &user.id,
+                sessions::kind::REFRESH,
+                "TEST",
+                &Default::default(),
+            )
+            .await
+            .expect("session");
+            let access_token = self
+                .state
+                .tokens
+                .issue(&user.id, &family, model::Role::User, false, now)
+                .expect("token");
+            out.push(TestUser {
+                email,
+                access_token,
+                refresh_token,
+            });
+        }
+        out
+    }
+
     /// A fresh verified, signed-in user.
     pub async fn user(&self) -> TestUser {
         let email = format!("user-{}@example.com", uuid::Uuid::now_v7().simple());

@@ -11,6 +11,7 @@ mod ip_blocks;
 mod lockout;
 mod login;
 mod mail;
+mod orders;
 mod password_reset;
 mod products;
 mod rate_limits;

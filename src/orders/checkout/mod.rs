@@ -1,0 +1,445 @@
+//! `POST /orders`: all or nothing in one transaction. The plan (see [`plan`]) decides what to
+//! take; here every take is one conditional statement whose affected-row count decides, in the
+//! order DESIGN.md gives: the order and its lines first, then per-user counters, seats and
+//! merchandise with a pre-order fallback, then the ledger rows, and the hot stock counters last
+//! (sorted), so the hottest rows are locked for the shortest time and two orders never deadlock.
+
+pub mod plan;
+pub mod request;
+
+use std::collections::{HashMap, HashSet};
+
+use axum::http::HeaderMap;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, Statement, Value,
+};
+use time::{Duration, OffsetDateTime};
+
+pub use plan::{Catalog, Plan};
+pub use request::{ItemRequest, OrderRequest};
+
+use super::{
+    effects::{insert_ignore, values},
+    model::{LineKind, OrderStatus, movement},
+    view::{self, OrderView, SeatRef},
+};
+use crate::{
+    app::AppState,
+    auth::AuthUser,
+    catalog::products::model::ProductType,
+    db::{
+        self,
+        entities::{
+            events, order_items, orders, package_components, performances, product_variants,
+            products, shipping_options, stock_movements,
+        },
+    },
+    error::{AppError, AppResult, FieldError},
+    infra::clock::to_db,
+};
+
+/// Places an order for the signed-in buyer.
+pub async fn place(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: &AuthUser,
+    request: OrderRequest,
+) -> AppResult<OrderView> {
+    plan::check_shape(&request)?;
+    let now = state.clock.now();
+    let catalog = load(&state.db, &request).await?;
+    let plan = plan::build(&request, &catalog, now)?;
+    let event = catalog
+        .event
+        .clone()
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("a plan without its event")))?;
+    state
+        .order_hooks
+        .gate
+        .admit(state, headers, user, &event)
+        .await?;
+    let user_id = user.user_id.clone();
+    let (order, lines) = db::write_tx(&state.db, |tx| {
+        let plan = plan.clone();
+        let event = event.clone();
+        let user_id = user_id.clone();
+        Box::pin(async move { execute(tx, &plan, &event, &user_id, now).await })
+    })
+    .await?;
+    metrics::counter!("boxoffice_orders_total", "result" => "placed").increment(1);
+    Ok(view::present(order, lines))
+}
+
+/// Loads the catalog rows a request names: configuration only, never stock.
+pub async fn load<C: ConnectionTrait>(conn: &C, request: &OrderRequest) -> AppResult<Catalog> {
+    let mut ids: Vec<String> = request.items.iter().map(|i| i.product_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    let rows = products::Entity::find()
+        .filter(products::Column::Id.is_in(ids.clone()))
+        .all(conn)
+        .await?;
+    let mut catalog = Catalog::default();
+    let Some(first) = rows.first() else {
+        return Ok(catalog);
+    };
+    catalog.event = events::Entity::find_by_id(first.event_id.clone())
+        .one(conn)
+        .await?;
+    let of_type = |t: ProductType| -> Vec<String> {
+        rows.iter()
+            .filter(|p| p.product_type == t.as_str())
+            .map(|p| p.id.clone())
+            .collect()
+    };
+    let merch = of_type(ProductType::Merch);
+    let packages = of_type(ProductType::Package);
+    let performance_ids: Vec<String> = rows
+        .iter()
+        .filter(|p| p.product_type == ProductType::Ticket.as_str())
+        .filter_map(|p| p.performance_id.clone())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    if !merch.is_empty() {
+        for v in product_variants::Entity::find()
+            .filter(product_variants::Column::ProductId.is_in(merch))
+            .all(conn)
+            .await?
+        {
+            catalog
+                .variants
+                .entry(v.product_id.clone())
+                .or_default()
+                .push(v);
+        }
+        for list in catalog.variants.values_mut() {
+            list.sort_by_key(|v| v.position);
+        }
+    }
+    for o in shipping_options::Entity::find()
+        .filter(shipping_options::Column::ProductId.is_in(ids))
+        .all(conn)
+        .await?
+    {
+        catalog
+            .shipping
+            .entry(o.product_id.clone())
+            .or_default()
+            .push(o);
+    }
+    if !packages.is_empty() {
+        let components = package_components::Entity::find()
+            .filter(package_components::Column::PackageId.is_in(packages))
+            .all(conn)
+            .await?;
+        let product_ids: Vec<String> = components
+            .iter()
+            .map(|c| c.component_product_id.clone())
+            .collect();
+        let variant_ids: Vec<String> = components
+            .iter()
+            .filter_map(|c| c.component_variant_id.clone())
+            .collect();
+        catalog.component_products = products::Entity::find()
+            .filter(products::Column::Id.is_in(product_ids))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect();
+        if !variant_ids.is_empty() {
+            catalog.component_variants = product_variants::Entity::find()
+                .filter(product_variants::Column::Id.is_in(variant_ids))
+                .all(conn)
+                .await?
+                .into_iter()
+                .map(|v| (v.id.clone(), v))
+                .collect();
+        }
+        for c in components {
+            catalog
+                .components
+                .entry(c.package_id.clone())
+                .or_default()
+                .push(c);
+        }
+    }
+    if !performance_ids.is_empty() {
+        catalog.performances = performances::Entity::find()
+            .filter(performances::Column::Id.is_in(performance_ids))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect();
+    }
+    catalog.products = rows.into_iter().map(|p| (p.id.clone(), p)).collect();
+    Ok(catalog)
+}
+
+/// Writes the order and takes everything the plan names, or fails leaving nothing behind.
+async fn execute(
+    tx: &DatabaseTransaction,
+    plan: &Plan,
+    event: &events::Model,
+    user_id: &str,
+    now: OffsetDateTime,
+) -> AppResult<(orders::Model, Vec<order_items::Model>)> {
+    let backend = tx.get_database_backend();
+    let order_id = uuid::Uuid::now_v7().to_string();
+    let at = to_db(now);
+    let order = orders::Model {
+        id: order_id.clone(),
+        event_id: event.id.clone(),
+        user_id: user_id.to_owned(),
+        status: OrderStatus::Pending.as_str().to_owned(),
+        currency: event.currency.clone(),
+        subtotal: plan.subtotal,
+        shipping_fee: plan.shipping_fee,
+        total: plan.total(),
+        cancel_policy: event.cancel_policy.clone(),
+        shipping_address: plan
+            .address
+            .as_ref()
+            .and_then(|a| serde_json::to_string(a).ok()),
+        expires_at: to_db(now + Duration::seconds(i64::from(event.order_hold_seconds.max(1)))),
+        payment_provider: None,
+        payment_ref: None,
+        paid_amount: None,
+        cancel_reason: None,
+        cancel_note: None,
+        cancel_fee: None,
+        refund_amount: None,
+        confirmed_at: None,
+        canceled_at: None,
+        refunded_at: None,
+        created_at: at,
+        updated_at: at,
+    };
+    orders::Entity::insert(orders::ActiveModel::from(order.clone()))
+        .exec_without_returning(tx)
+        .await?;
+
+    for (scope, take) in &plan.counters {
+        tx.execute_raw(Statement::from_sql_and_values(
+            backend,
+            insert_ignore(
+                backend,
+                "purchase_counts (scope_id, user_id, event_id, quantity)",
+                "?, ?, ?, 0",
+            ),
+            values([scope.as_str(), user_id, event.id.as_str()]),
+        ))
+        .await?;
+        let raised = db::exec_one(
+            tx,
+            Statement::from_sql_and_values(
+                backend,
+                "UPDATE purchase_counts SET quantity = quantity + ? \
+                 WHERE scope_id = ? AND user_id = ? AND quantity + ? <= ?",
+                [
+                    take.quantity.into(),
+                    scope.clone().into(),
+                    user_id.into(),
+                    take.quantity.into(),
+                    take.limit.into(),
+                ],
+            ),
+        )
+        .await?;
+        if !raised {
+            return Err(AppError::conflict(
+                "limit_exceeded",
+                format!("At most {} per buyer for {}.", take.limit, take.what),
+            )
+            .with_errors(vec![FieldError::new(
+                &format!("items[{}].quantity", take.item),
+                "per_user_limit",
+                format!("at most {} per buyer", take.limit),
+            )]));
+        }
+    }
+
+    let mut seat_labels: HashMap<String, String> = HashMap::new();
+    for take in &plan.seats {
+        let marks = vec!["?"; take.seat_ids.len()].join(", ");
+        let mut params: Vec<Value> = vec![order_id.clone().into(), at.into()];
+        params.extend(values(take.seat_ids.iter().cloned()));
+        params.push(take.performance_id.clone().into());
+        params.push(take.grade.clone().into());
+        let held = tx
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "UPDATE seats SET state = 'HELD', order_id = ?, updated_at = ? \
+                     WHERE id IN ({marks}) AND performance_id = ? AND grade = ? AND state = 'AVAILABLE'"
+                ),
+                params,
+            ))
+            .await?
+            .rows_affected();
+        let mut select: Vec<Value> = values(take.seat_ids.iter().cloned());
+        select.push(order_id.clone().into());
+        let mine: Vec<(String, String)> = tx
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                format!("SELECT id, label FROM seats WHERE id IN ({marks}) AND order_id = ?"),
+                select,
+            ))
+            .await?
+            .into_iter()
+            .map(|r| Ok((r.try_get("", "id")?, r.try_get("", "label")?)))
+            .collect::<Result<_, sea_orm::DbErr>>()?;
+        if usize::try_from(held).ok() != Some(take.seat_ids.len())
+            || mine.len() != take.seat_ids.len()
+        {
+            let taken: Vec<&String> = take
+                .seat_ids
+                .iter()
+                .filter(|s| !mine.iter().any(|(id, _)| id == *s))
+                .collect();
+            return Err(AppError::conflict(
+                "seat_unavailable",
+                format!(
+                    "{} of the chosen seats are no longer available.",
+                    taken.len()
+                ),
+            )
+            .with_errors(
+                taken
+                    .iter()
+                    .map(|s| {
+                        FieldError::new(
+                            &format!("items[{}].seat_ids", take.item),
+                            "seat_unavailable",
+                            s.as_str(),
+                        )
+                    })
+                    .collect(),
+            ));
+        }
+        seat_labels.extend(mine);
+    }
+
+    let mut preorder: HashSet<usize> = HashSet::new();
+    for take in &plan.fallbacks {
+        let name = &plan.lines[take.item].name;
+        let from_stock = crate::catalog::products::stock::apply(
+            tx,
+            &event.id,
+            &take.stock_id,
+            -take.quantity,
+            movement::HOLD,
+            Some(&order_id),
+            now,
+        )
+        .await?;
+        if from_stock {
+            continue;
+        }
+        let from_preorder = crate::catalog::products::stock::apply(
+            tx,
+            &event.id,
+            &take.preorder_stock_id,
+            -take.quantity,
+            movement::HOLD,
+            Some(&order_id),
+            now,
+        )
+        .await?;
+        if !from_preorder {
+            return Err(sold_out(&[take.item], plan, name));
+        }
+        preorder.insert(take.item);
+    }
+
+    let lines: Vec<order_items::Model> = plan
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(position, line)| order_items::Model {
+            id: uuid::Uuid::now_v7().to_string(),
+            order_id: order_id.clone(),
+            event_id: event.id.clone(),
+            position: i32::try_from(position).unwrap_or(i32::MAX),
+            kind: line.kind.as_str().to_owned(),
+            product_id: line.product_id.clone(),
+            variant_id: line.variant_id.clone(),
+            performance_id: line.performance_id.clone(),
+            shipping_option_id: line.shipping_option_id.clone(),
+            name: line.name.clone(),
+            quantity: i32::try_from(line.quantity).unwrap_or(i32::MAX),
+            unit_price: line.unit_price,
+            price: line.unit_price * line.quantity,
+            preorder: line.kind == LineKind::Merch && preorder.contains(&line.item),
+            seats: (!line.seat_ids.is_empty()).then(|| {
+                let seats: Vec<SeatRef> = line
+                    .seat_ids
+                    .iter()
+                    .map(|id| SeatRef {
+                        id: id.clone(),
+                        label: seat_labels.get(id).cloned().unwrap_or_default(),
+                    })
+                    .collect();
+                serde_json::to_string(&seats).unwrap_or_default()
+            }),
+            fulfillment: None,
+            carrier: None,
+            tracking_number: None,
+            fulfilled_at: None,
+        })
+        .collect();
+    order_items::Entity::insert_many(lines.iter().cloned().map(order_items::ActiveModel::from))
+        .exec_without_returning(tx)
+        .await?;
+
+    if !plan.stock.is_empty() {
+        // The ledger rows go in before the hot rows are touched; if a counter then refuses, the
+        // whole transaction (ledger included) rolls back.
+        stock_movements::Entity::insert_many(plan.stock.iter().map(|(stock_id, (quantity, _))| {
+            stock_movements::ActiveModel::from(stock_movements::Model {
+                id: uuid::Uuid::now_v7().to_string(),
+                event_id: event.id.clone(),
+                stock_id: stock_id.clone(),
+                order_id: Some(order_id.clone()),
+                kind: movement::HOLD.to_owned(),
+                delta: -quantity,
+                created_at: at,
+            })
+        }))
+        .exec_without_returning(tx)
+        .await?;
+        for (stock_id, (quantity, items)) in &plan.stock {
+            let taken = db::exec_one(
+                tx,
+                Statement::from_sql_and_values(
+                    backend,
+                    "UPDATE stock_counters SET remaining = remaining - ? WHERE id = ? AND remaining >= ?",
+                    [(*quantity).into(), stock_id.clone().into(), (*quantity).into()],
+                ),
+            )
+            .await?;
+            if !taken {
+                let name = &plan.lines[items[0]].name;
+                return Err(sold_out(items, plan, name));
+            }
+        }
+    }
+    Ok((order, lines))
+}
+
+fn sold_out(items: &[usize], plan: &Plan, name: &str) -> AppError {
+    AppError::conflict("sold_out", format!("Not enough of {name} is left.")).with_errors(
+        items
+            .iter()
+            .map(|&i| {
+                FieldError::new(
+                    &format!("items[{i}]"),
+                    "sold_out",
+                    format!("not enough of {} left", plan.lines[i].name),
+                )
+            })
+            .collect(),
+    )
+}
