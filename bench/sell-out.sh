@@ -9,8 +9,9 @@
 #   PERF=1 bench/sell-out.sh               # also profile the server with perf during the sale
 #
 # Settings (environment): BACKENDS ("mariadb sqlite"), TICKETS (10000), BUYERS (20000),
-# USERS (64 loadgen workers), CALIBRATE_USERS (16), PORT (18096), BIN (release binaries),
-# MYSQL_URL (mysql://root@127.0.0.1:3306), REDIS_URL (redis://127.0.0.1:6379), WORK (scratch dir).
+# USERS (64 loadgen workers), CALIBRATE_USERS (16), CALIBRATE_SECONDS (10 measured per phase),
+# PORT (18096), BIN (release binaries), OUT (bench/results), MYSQL_URL (mysql://root@127.0.0.1:3306),
+# REDIS_URL (redis://127.0.0.1:6379), WORK (scratch directory: tokens, server logs, profiles).
 # Exits non-zero if any run failed (loadgen's oversell check or audit-stock).
 set -euo pipefail
 
@@ -21,6 +22,8 @@ TICKETS=${TICKETS:-10000}
 BUYERS=${BUYERS:-20000}
 USERS=${USERS:-64}
 CALIBRATE_USERS=${CALIBRATE_USERS:-16}
+CALIBRATE_SECONDS=${CALIBRATE_SECONDS:-10}
+OUT=${OUT:-bench/results}
 PORT=${PORT:-18096}
 MYSQL_URL=${MYSQL_URL:-mysql://root@127.0.0.1:3306}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
@@ -33,7 +36,7 @@ for tool in "$BIN/boxoffice" "$BIN/loadgen"; do
     [[ -x $tool ]] || { echo "missing $tool: cargo build --release -p boxoffice -p loadgen" >&2; exit 2; }
 done
 command -v jq >/dev/null || { echo "needs jq" >&2; exit 2; }
-mkdir -p "$WORK" bench/results
+mkdir -p "$WORK" "$OUT"
 echo "scratch files in $WORK"
 
 server_pid=
@@ -100,12 +103,13 @@ run_backend() {
 
     echo "=== $backend: calibrate + sell-out"
     local status=0 before report event
-    before=$(ls bench/results/*-sell-out.json 2>/dev/null | sort | tail -n 1 || true)
+    before=$(ls "$OUT"/*-sell-out.json 2>/dev/null | sort | tail -n 1 || true)
     "$BIN/loadgen" sell-out --target "http://127.0.0.1:$PORT" \
         --tokens "$WORK/tokens-$backend.jsonl" --organizer-token-file "$WORK/organizer-$backend.token" \
         --database-url "$BOXOFFICE_DATABASE_URL" --tickets "$TICKETS" --buyers "$BUYERS" \
         --users "$USERS" --with-calibrate --calibrate-users "$CALIBRATE_USERS" \
-        --mysql-url "$MYSQL_URL" --redis-url "$REDIS_URL" --out bench/results || status=$?
+        --duration "$CALIBRATE_SECONDS" --mysql-url "$MYSQL_URL" --redis-url "$REDIS_URL" \
+        --out "$OUT" || status=$?
 
     if [[ -n $perf_pid ]]; then
         kill -INT "$perf_pid" 2>/dev/null || true
@@ -116,7 +120,7 @@ run_backend() {
         echo "profile: $WORK/perf-$backend.txt"
     fi
 
-    report=$(ls bench/results/*-sell-out.json 2>/dev/null | sort | tail -n 1 || true)
+    report=$(ls "$OUT"/*-sell-out.json 2>/dev/null | sort | tail -n 1 || true)
     if [[ -n $report && $report != "$before" ]]; then
         event=$(jq -r '.sell_out.event_id // empty' "$report")
         if [[ -n $event ]]; then
