@@ -92,6 +92,8 @@ pub struct App {
     pub seat_maps: crate::catalog::seats::SeatCache,
     /// Checkout admission and order lifecycle hooks (the waiting room plugs in here).
     pub order_hooks: crate::orders::hooks::Hooks,
+    /// Catalog rows of recent checkouts (cleared with the public cache).
+    pub checkout_catalog: crate::orders::checkout::CatalogCache,
     /// Payment gateways (`test` is the default).
     pub payments: crate::orders::payment::Providers,
 }
@@ -181,6 +183,7 @@ impl App {
     /// dropped now rather than at their expiry.
     pub async fn catalog_changed(&self, event_id: &str) {
         self.public_cache.invalidate_all();
+        self.checkout_catalog.clear();
         if let Err(e) = self.bus.publish(crate::catalog::CHANGED, event_id).await {
             tracing::warn!(error = %e, "could not announce a catalog change; caches expire within a second");
         }
@@ -259,6 +262,7 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         seat_maps: crate::catalog::seats::SeatCache::new(),
         order_hooks: options.order_hooks.unwrap_or_default(),
         payments,
+        checkout_catalog: Default::default(),
     }));
     // Subscribe before the first load so a change made meanwhile still triggers a reload.
     let ip_block_changes = state.bus.subscribe();
@@ -285,6 +289,8 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
     tokio::spawn(reload_keys_every_minute(keys, options.clock));
     tokio::spawn(crate::catalog::events::sweep_forever(state.clone()));
     tokio::spawn(crate::orders::expiry::sweep_forever(state.clone()));
+    tokio::spawn(crate::orders::refunds::work_forever(state.clone()));
+    tokio::spawn(crate::orders::event_cancel::work_forever(state.clone()));
     Ok(state)
 }
 
@@ -334,7 +340,8 @@ async fn listen_for_revocations(state: AppState) {
         match rx.recv().await {
             Ok(msg) if msg.channel == bus::SESSION_REVOKED => state.revoked.insert(&msg.payload),
             Ok(msg) if msg.channel == crate::catalog::CHANGED => {
-                state.public_cache.invalidate_all()
+                state.public_cache.invalidate_all();
+                state.checkout_catalog.clear();
             }
             Ok(_) => {}
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {

@@ -580,6 +580,13 @@ pub async fn update(
         Change::Patch(patch) => before.apply(patch),
     };
     let draft = fields.validate()?;
+    // Canceling has consequences for every order: it goes through `POST /events/{id}/cancel`.
+    if draft.status == EventStatus::Canceled && old_status != EventStatus::Canceled {
+        return Err(AppError::conflict(
+            "invalid_transition",
+            "Cancel an event with POST /events/{id}/cancel and a reason: its orders are canceled and refunded.",
+        ));
+    }
     if !old_status.can_become(draft.status, false) {
         return Err(AppError::conflict(
             "invalid_transition",

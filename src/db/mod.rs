@@ -3,7 +3,16 @@
 pub mod entities;
 pub mod migration;
 
-use std::{future::Future, pin::Pin, time::Duration};
+use std::{
+    collections::HashMap,
+    future::Future,
+    path::PathBuf,
+    pin::Pin,
+    sync::{Arc, LazyLock, Mutex},
+    time::Duration,
+};
+
+use tokio::sync::Semaphore;
 
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
@@ -26,7 +35,11 @@ pub async fn connect(
     let mut opts = ConnectOptions::new(raw.clone());
     opts.sqlx_logging(false)
         .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5));
+        .acquire_timeout(Duration::from_secs(if raw.starts_with("sqlite:") {
+            30
+        } else {
+            5
+        }));
     if raw.starts_with("sqlite:") {
         // WAL lets readers run beside the one writer; IMMEDIATE transactions queue on busy_timeout.
         opts.max_connections(pool_max.unwrap_or(8))
@@ -61,10 +74,22 @@ where
     T: Send,
     F: for<'a> FnMut(&'a DatabaseTransaction) -> TxFuture<'a, T> + Send,
 {
+    let gate = sqlite_writer(db);
     let mut attempt = 0;
     loop {
         attempt += 1;
         let result: AppResult<T> = async {
+            let _turn = match &gate {
+                Some(gate) => Some(
+                    tokio::time::timeout(WRITER_WAIT, gate.acquire())
+                        .await
+                        .map_err(|_| {
+                            crate::error::AppError::unavailable("The database is busy; try again.")
+                        })?
+                        .map_err(crate::error::AppError::internal)?,
+                ),
+                None => None,
+            };
             let tx = db
                 .begin_with_options(write_options(db.get_database_backend()))
                 .await?;
@@ -81,6 +106,34 @@ where
             other => return other,
         }
     }
+}
+
+/// The longest a write waits for its turn on SQLite before answering 503.
+const WRITER_WAIT: Duration = Duration::from_secs(30);
+
+/// SQLite admits one writer per database file. Writers of this process take turns on one
+/// permit per file (first come, first served) instead of all holding pooled connections and
+/// polling in SQLite's busy handler, which under a crowd wastes the lock's free time and runs
+/// into the pool's acquire timeout. Keyed by file because the lock SQLite enforces is per file.
+static SQLITE_WRITERS: LazyLock<Mutex<HashMap<PathBuf, Arc<Semaphore>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn sqlite_writer(db: &DatabaseConnection) -> Option<Arc<Semaphore>> {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return None;
+    }
+    let file = db
+        .get_sqlite_connection_pool()
+        .connect_options()
+        .get_filename()
+        .to_path_buf();
+    let mut writers = SQLITE_WRITERS.lock().unwrap_or_else(|e| e.into_inner());
+    Some(
+        writers
+            .entry(file)
+            .or_insert_with(|| Arc::new(Semaphore::new(1)))
+            .clone(),
+    )
 }
 
 fn write_options(backend: DbBackend) -> TransactionOptions {

@@ -102,7 +102,7 @@ pub async fn sweep_forever(state: AppState) {
             Ok(expired) => tracing::info!(expired, "expired order holds released"),
             Err(e) => tracing::warn!(error = %e, "order expiry sweep failed"),
         }
-        if n % 60 == 0
+        if n.is_multiple_of(60)
             && let Err(e) = idempotency::purge_expired(&state.db, state.clock.now()).await
         {
             tracing::warn!(error = %e, "idempotency key purge failed");

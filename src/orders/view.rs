@@ -147,6 +147,7 @@ pub struct OrderView {
 
 /// Builds the view of an order from its row and lines (lines in `position` order).
 pub fn present(order: orders::Model, lines: Vec<order_items::Model>) -> OrderView {
+    let status = OrderStatus::from_db(&order.status);
     let items = lines
         .into_iter()
         .map(|l| ItemView {
@@ -156,10 +157,10 @@ pub fn present(order: orders::Model, lines: Vec<order_items::Model>) -> OrderVie
                 .as_deref()
                 .and_then(|s| serde_json::from_str(s).ok())
                 .unwrap_or_default(),
-            fulfillment: l.fulfillment.map(|status| FulfillmentView {
-                status,
-                carrier: l.carrier,
-                tracking_number: l.tracking_number,
+            fulfillment: super::fulfillment::effective(&l, status).map(|s| FulfillmentView {
+                status: s.as_str().to_owned(),
+                carrier: l.carrier.clone(),
+                tracking_number: l.tracking_number.clone(),
                 at: l.fulfilled_at.map(from_db),
             }),
             id: l.id,
@@ -178,7 +179,7 @@ pub fn present(order: orders::Model, lines: Vec<order_items::Model>) -> OrderVie
         id: order.id,
         event_id: order.event_id,
         user_id: order.user_id,
-        status: OrderStatus::from_db(&order.status),
+        status,
         items,
         subtotal: Money::from_minor(order.subtotal),
         shipping_fee: Money::from_minor(order.shipping_fee),

@@ -254,11 +254,22 @@ async fn status_moves_only_along_the_allowed_paths() {
         )
         .await;
     }
+    // Canceling refunds orders: only the cancel route does it, with a reason.
+    assert_problem(
+        patch(&app, token, &path, json!({"status": "CANCELED"})).await,
+        StatusCode::CONFLICT,
+        "invalid_transition",
+    )
+    .await;
     assert_eq!(
-        patch(&app, token, &path, json!({"status": "CANCELED"}))
-            .await
-            .status(),
-        StatusCode::OK
+        app.post_as(
+            &format!("{path}/cancel"),
+            token,
+            &json!({"reason": "공연장 사정"})
+        )
+        .await
+        .status(),
+        StatusCode::ACCEPTED
     );
     assert_problem(
         patch(&app, token, &path, json!({"status": "PUBLISHED"})).await,

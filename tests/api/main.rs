@@ -1,9 +1,12 @@
 //! The one integration test binary: every test drives the service over HTTP.
 
 mod admin_users;
+mod cancellation;
+mod check_in;
 mod cli;
 mod cookies;
 mod deletion;
+mod event_cancellation;
 mod events;
 mod health;
 mod helpers;
@@ -11,10 +14,13 @@ mod ip_blocks;
 mod lockout;
 mod login;
 mod mail;
+mod order_concurrency;
 mod orders;
 mod password_reset;
+mod payments;
 mod products;
 mod rate_limits;
+mod reports;
 mod seat_maps;
 mod security_events;
 mod sessions;

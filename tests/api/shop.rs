@@ -182,3 +182,62 @@ pub async fn assert_stock_consistent(app: &TestApp) {
         "stock differs from its ledger: {differences:?}"
     );
 }
+
+/// Pays an order with the test gateway (`POST /orders/{id}/pay`, then `/pay/confirm` with
+/// scenario `SUCCESS`) and expects it `CONFIRMED`; returns the order.
+pub async fn confirm(app: &TestApp, buyer: &TestUser, order_id: &str) -> Value {
+    confirm_with(app, buyer, order_id, json!({"scenario": "SUCCESS"})).await
+}
+
+/// Like [`confirm`] with a test-gateway payload (e.g. `"refund_scenario": "FAIL"`).
+pub async fn confirm_with(
+    app: &TestApp,
+    buyer: &TestUser,
+    order_id: &str,
+    payload: Value,
+) -> Value {
+    let paid = app
+        .post_as(
+            &format!("/orders/{order_id}/pay"),
+            &buyer.access_token,
+            &json!({}),
+        )
+        .await;
+    let status = paid.status();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "pay: {}",
+        paid.text().await.unwrap_or_default()
+    );
+    let response = app
+        .post_as(
+            &format!("/orders/{order_id}/pay/confirm"),
+            &buyer.access_token,
+            &json!({ "provider_payload": payload }),
+        )
+        .await;
+    let status = response.status();
+    let value: Value = response.json().await.expect("json");
+    assert_eq!(status, StatusCode::OK, "{value}");
+    assert_eq!(value["status"], "CONFIRMED", "{value}");
+    value
+}
+
+/// `PUT /orders/{id}/cancel` with an optional body.
+pub async fn cancel(
+    app: &TestApp,
+    buyer: &TestUser,
+    order_id: &str,
+    body: Option<Value>,
+) -> Response {
+    let request = app
+        .client
+        .put(app.url(&format!("/orders/{order_id}/cancel")))
+        .bearer_auth(&buyer.access_token);
+    let request = match body {
+        Some(body) => request.json(&body),
+        None => request,
+    };
+    request.send().await.expect("request")
+}

@@ -103,6 +103,73 @@ pub enum Mail {
         /// The event's page.
         url: String,
     },
+    /// An order was paid: what was bought and where the tickets are.
+    OrderConfirmed {
+        /// Greeting name.
+        name: String,
+        /// The event (text).
+        event_title: String,
+        /// The order id.
+        order_id: String,
+        /// One line per order line ("스탠딩 × 2 — 110000.00 KRW").
+        lines: Vec<String>,
+        /// What was paid, with the currency.
+        total: String,
+        /// The order's page.
+        url: String,
+    },
+    /// A pending order was canceled (by the buyer or an organizer).
+    OrderCanceled {
+        /// Greeting name.
+        name: String,
+        /// The event (text).
+        event_title: String,
+        /// The order.
+        order_id: String,
+        /// The organizer's reason, when an organizer canceled it.
+        note: Option<String>,
+    },
+    /// A paid order was refunded (by the buyer under the policy, or by an organizer).
+    OrderRefunded {
+        /// Greeting name.
+        name: String,
+        /// The event (text).
+        event_title: String,
+        /// The order.
+        order_id: String,
+        /// Paid back, with currency ("49500.00 KRW").
+        amount: String,
+        /// Kept as a cancellation fee, with currency.
+        fee: String,
+        /// The organizer's reason, when an organizer refunded it.
+        note: Option<String>,
+    },
+    /// The event was canceled; the order was canceled or fully refunded.
+    EventCanceled {
+        /// Greeting name.
+        name: String,
+        /// The event (text).
+        event_title: String,
+        /// The order.
+        order_id: String,
+        /// The organizer's reason.
+        reason: String,
+        /// Paid back, with currency (absent for an unpaid order).
+        refund: Option<String>,
+    },
+    /// Merchandise was handed to a carrier.
+    MerchShipped {
+        /// Greeting name.
+        name: String,
+        /// The event (text).
+        event_title: String,
+        /// The product (text).
+        product_name: String,
+        /// The carrier.
+        carrier: String,
+        /// Its tracking number.
+        tracking_number: String,
+    },
 }
 
 /// Status of an outbox row.
@@ -177,6 +244,74 @@ mod tests {
         );
         let en = render(&mail, MailLocale::En).expect("renders");
         assert!(en.subject.contains("012345") || en.text.contains("valid for 5 minutes"));
+    }
+
+    #[test]
+    fn the_order_confirmation_lists_the_lines_and_links_the_order() {
+        let mail = Mail::OrderConfirmed {
+            name: "Kim".into(),
+            event_title: "<b>Winter</b>".into(),
+            order_id: "o-1".into(),
+            lines: vec!["스탠딩 × 2 — 110000.00 KRW".into()],
+            total: "110000.00 KRW".into(),
+            url: "http://localhost:8080/account/orders/o-1".into(),
+        };
+        for locale in [MailLocale::Ko, MailLocale::En] {
+            let r = render(&mail, locale).expect("renders");
+            assert!(r.text.contains("스탠딩 × 2") && r.text.contains("110000.00 KRW"));
+            assert!(r.text.contains("/account/orders/o-1"), "{}", r.text);
+            assert!(!r.html.contains("<b>Winter"), "escaped: {}", r.html);
+        }
+    }
+
+    #[test]
+    fn order_mails_render_in_both_languages_with_their_amounts() {
+        let mails = [
+            Mail::OrderCanceled {
+                name: "Kim".into(),
+                event_title: "Winter".into(),
+                order_id: "o-1".into(),
+                note: Some("<b>dup</b>".into()),
+            },
+            Mail::OrderRefunded {
+                name: "Kim".into(),
+                event_title: "Winter".into(),
+                order_id: "o-1".into(),
+                amount: "49500.00 KRW".into(),
+                fee: "5500.00 KRW".into(),
+                note: None,
+            },
+            Mail::EventCanceled {
+                name: "Kim".into(),
+                event_title: "Winter".into(),
+                order_id: "o-1".into(),
+                reason: "Storm".into(),
+                refund: Some("55000.00 KRW".into()),
+            },
+            Mail::MerchShipped {
+                name: "Kim".into(),
+                event_title: "Winter".into(),
+                product_name: "Tee".into(),
+                carrier: "CJ".into(),
+                tracking_number: "123-456".into(),
+            },
+        ];
+        for mail in mails {
+            for locale in [MailLocale::Ko, MailLocale::En] {
+                let r = render(&mail, locale).expect("renders");
+                assert!(r.text.contains("Winter"), "{}", r.text);
+                assert!(!r.html.contains("<b>dup"), "escaped: {}", r.html);
+            }
+        }
+        let shipped = Mail::MerchShipped {
+            name: "Kim".into(),
+            event_title: "Winter".into(),
+            product_name: "Tee".into(),
+            carrier: "CJ".into(),
+            tracking_number: "123-456".into(),
+        };
+        let ko = render(&shipped, MailLocale::Ko).expect("renders");
+        assert!(ko.text.contains("CJ") && ko.text.contains("123-456") && ko.text.contains("발송"));
     }
 
     #[test]

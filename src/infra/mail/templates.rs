@@ -271,5 +271,183 @@ pub fn render(mail: &Mail, locale: MailLocale) -> anyhow::Result<Rendered> {
             }],
         }
         .render(ko),
+        Mail::OrderConfirmed {
+            name,
+            event_title,
+            order_id,
+            lines,
+            total,
+            url,
+        } => Notice {
+            subject: if ko {
+                format!("[boxoffice] {event_title} 주문이 확정되었습니다")
+            } else {
+                format!("[boxoffice] Your order for {event_title} is confirmed")
+            },
+            greeting: greeting(ko, name),
+            paragraphs: {
+                let mut p = vec![if ko {
+                    format!("결제가 완료되어 주문({order_id})이 확정되었습니다.")
+                } else {
+                    format!("We received your payment; order {order_id} is confirmed.")
+                }];
+                p.extend(lines.iter().cloned());
+                p.push(if ko {
+                    format!("결제 금액: {total}")
+                } else {
+                    format!("Total paid: {total}")
+                });
+                p.push(if ko {
+                    format!("티켓(QR 코드)과 주문 내역은 여기에서 볼 수 있습니다: {url}")
+                } else {
+                    format!("Your tickets (QR codes) and the order are here: {url}")
+                });
+                p
+            },
+            code: None,
+            footer: vec![if ko {
+                "입장 시 티켓의 QR 코드를 보여 주세요. 취소 규정은 주문 페이지에서 확인할 수 있습니다.".to_owned()
+            } else {
+                "Show the ticket's QR code at the entrance. The cancellation policy is on the order page.".to_owned()
+            }],
+        }
+        .render(ko),
+        Mail::OrderCanceled {
+            name,
+            event_title,
+            order_id,
+            note,
+        } => Notice {
+            subject: if ko {
+                format!("[boxoffice] {event_title} 주문이 취소되었습니다")
+            } else {
+                format!("[boxoffice] Your order for {event_title} was canceled")
+            },
+            greeting: greeting(ko, name),
+            paragraphs: with_note(
+                ko,
+                vec![if ko {
+                    format!("{event_title} 주문(주문번호 {order_id})이 취소되었습니다. 결제 전 주문이므로 청구된 금액은 없습니다.")
+                } else {
+                    format!("Your order {order_id} for {event_title} was canceled. It was not paid, so nothing was charged.")
+                }],
+                note.as_deref(),
+            ),
+            code: None,
+            footer: Vec::new(),
+        }
+        .render(ko),
+        Mail::OrderRefunded {
+            name,
+            event_title,
+            order_id,
+            amount,
+            fee,
+            note,
+        } => Notice {
+            subject: if ko {
+                format!("[boxoffice] {event_title} 주문이 환불되었습니다")
+            } else {
+                format!("[boxoffice] Your order for {event_title} was refunded")
+            },
+            greeting: greeting(ko, name),
+            paragraphs: with_note(
+                ko,
+                if ko {
+                    vec![
+                        format!("{event_title} 주문(주문번호 {order_id})이 취소되어 환불을 요청했습니다."),
+                        format!("환불 금액: {amount} · 취소 수수료: {fee}"),
+                        "카드사에 따라 환불 금액이 반영되기까지 3~5 영업일이 걸릴 수 있습니다. 티켓은 더 이상 사용할 수 없습니다.".to_owned(),
+                    ]
+                } else {
+                    vec![
+                        format!("Your order {order_id} for {event_title} was canceled and we asked for the refund."),
+                        format!("Refund: {amount} · Cancellation fee: {fee}"),
+                        "Your card issuer may take 3 to 5 business days to show it. The tickets can no longer be used.".to_owned(),
+                    ]
+                },
+                note.as_deref(),
+            ),
+            code: None,
+            footer: Vec::new(),
+        }
+        .render(ko),
+        Mail::EventCanceled {
+            name,
+            event_title,
+            order_id,
+            reason,
+            refund,
+        } => Notice {
+            subject: if ko {
+                format!("[boxoffice] {event_title} 공연이 취소되었습니다")
+            } else {
+                format!("[boxoffice] {event_title} was canceled")
+            },
+            greeting: greeting(ko, name),
+            paragraphs: {
+                let mut p = if ko {
+                    vec![
+                        format!("안타깝게도 {event_title} 공연이 취소되었습니다."),
+                        format!("취소 사유: {reason}"),
+                    ]
+                } else {
+                    vec![
+                        format!("We are sorry: {event_title} was canceled."),
+                        format!("Reason: {reason}"),
+                    ]
+                };
+                p.push(match (ko, refund) {
+                    (true, Some(r)) => format!("주문(주문번호 {order_id})의 결제 금액 {r} 전액을 수수료 없이 환불합니다. 카드사에 따라 3~5 영업일이 걸릴 수 있습니다."),
+                    (false, Some(r)) => format!("We refund the whole {r} of order {order_id}, without any fee. Your card issuer may take 3 to 5 business days to show it."),
+                    (true, None) => format!("결제 전 주문(주문번호 {order_id})은 취소되었고 청구된 금액은 없습니다."),
+                    (false, None) => format!("Your unpaid order {order_id} was canceled; nothing was charged."),
+                });
+                p
+            },
+            code: None,
+            footer: Vec::new(),
+        }
+        .render(ko),
+        Mail::MerchShipped {
+            name,
+            event_title,
+            product_name,
+            carrier,
+            tracking_number,
+        } => Notice {
+            subject: if ko {
+                format!("[boxoffice] {product_name} 상품이 발송되었습니다")
+            } else {
+                format!("[boxoffice] {product_name} is on its way")
+            },
+            greeting: greeting(ko, name),
+            paragraphs: if ko {
+                vec![
+                    format!("{event_title}에서 주문하신 {product_name} 상품을 발송했습니다."),
+                    format!("택배사: {carrier} · 운송장 번호: {tracking_number}"),
+                ]
+            } else {
+                vec![
+                    format!("{product_name} from {event_title} was shipped."),
+                    format!("Carrier: {carrier} · Tracking number: {tracking_number}"),
+                ]
+            },
+            code: None,
+            footer: Vec::new(),
+        }
+        .render(ko),
     }
+}
+
+/// Adds the organizer's note, when there is one.
+fn with_note(ko: bool, mut paragraphs: Vec<String>, note: Option<&str>) -> Vec<String> {
+    if let Some(note) = note {
+        paragraphs.push(if ko {
+            format!("주최 측 안내: {note}")
+        } else {
+            format!("From the organizer: {note}")
+        });
+    }
+    paragraphs
 }

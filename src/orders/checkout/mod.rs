@@ -7,7 +7,10 @@
 pub mod plan;
 pub mod request;
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use axum::http::HeaderMap;
 use sea_orm::{
@@ -38,6 +41,52 @@ use crate::{
     infra::clock::to_db,
 };
 
+/// Catalog rows of recent checkouts, by the sorted product ids they name. A sell-out asks for the
+/// same few products thousands of times a second; their configuration changes rarely and every
+/// change clears this cache on every instance (`App::catalog_changed` and its bus message), with
+/// a short expiry as the fallback should a message be lost. Stock is never cached.
+#[derive(Clone)]
+pub struct CatalogCache(moka::sync::Cache<String, Arc<Catalog>>);
+
+impl Default for CatalogCache {
+    fn default() -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(std::time::Duration::from_secs(2))
+                .build(),
+        )
+    }
+}
+
+impl CatalogCache {
+    /// Drops everything (the catalog changed).
+    pub fn clear(&self) {
+        self.0.invalidate_all();
+    }
+}
+
+/// The catalog rows of a request, from the cache or the database.
+async fn catalog_for(state: &AppState, request: &OrderRequest) -> AppResult<Arc<Catalog>> {
+    let mut ids: Vec<&str> = request
+        .items
+        .iter()
+        .map(|i| i.product_id.as_str())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let key = ids.join(",");
+    if let Some(hit) = state.checkout_catalog.0.get(&key) {
+        return Ok(hit);
+    }
+    let loaded = Arc::new(load(&state.db, request).await?);
+    // Only complete answers are kept: an unknown id may be a product created a moment ago.
+    if loaded.products.len() == ids.len() {
+        state.checkout_catalog.0.insert(key, loaded.clone());
+    }
+    Ok(loaded)
+}
+
 /// Places an order for the signed-in buyer.
 pub async fn place(
     state: &AppState,
@@ -47,7 +96,7 @@ pub async fn place(
 ) -> AppResult<OrderView> {
     plan::check_shape(&request)?;
     let now = state.clock.now();
-    let catalog = load(&state.db, &request).await?;
+    let catalog = catalog_for(state, &request).await?;
     let plan = plan::build(&request, &catalog, now)?;
     let event = catalog
         .event

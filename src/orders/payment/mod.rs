@@ -1,5 +1,7 @@
 //! Payments: the gateway trait, the built-in `test` gateway, and the pay/confirm/webhook flow.
 
+pub mod flow;
+pub mod handlers;
 pub mod provider;
 pub mod test_provider;
 

@@ -1,6 +1,7 @@
 //! The built-in `test` gateway: no money moves, the payload picks the outcome, so tests and the
 //! demo can drive every path. Payload: `{"scenario": "SUCCESS" | "DECLINE" | "FAIL_AFTER_MS",
-//! "ms": 1500, "amount": "55000.00", "refund_scenario": "FAIL"}` (all but `scenario` optional).
+//! "ms": 1500, "amount": "55000.00", "refund_scenario": "FAIL"}` (all but `scenario` optional;
+//! `ms` is the gateway's latency before it answers, whatever the scenario).
 
 use std::time::Duration;
 
@@ -103,12 +104,17 @@ impl PaymentProvider for TestProvider {
     async fn confirm(&self, charge: &Charge, payload: &Value) -> Result<Captured, ProviderError> {
         let payload: Payload = serde_json::from_value(payload.clone())
             .map_err(|e| ProviderError::Invalid(e.to_string()))?;
-        if let Some(amount) = payload.amount.as_deref() {
-            if parse_amount(amount) != Some(charge.amount) {
-                return Err(ProviderError::Invalid(
-                    "amount does not match the order".into(),
-                ));
-            }
+        if let Some(amount) = payload.amount.as_deref()
+            && parse_amount(amount) != Some(charge.amount)
+        {
+            return Err(ProviderError::Invalid(
+                "amount does not match the order".into(),
+            ));
+        }
+        // `ms` is the gateway's latency in every scenario (FAIL_AFTER_MS then times out).
+        let ms = payload.ms.unwrap_or(0).min(MAX_DELAY_MS);
+        if ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
         }
         match payload.scenario {
             Scenario::Success => {
@@ -123,13 +129,9 @@ impl PaymentProvider for TestProvider {
                 })
             }
             Scenario::Decline => Err(ProviderError::Declined("card declined (test)".into())),
-            Scenario::FailAfterMs => {
-                let ms = payload.ms.unwrap_or(0).min(MAX_DELAY_MS);
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                Err(ProviderError::Unavailable(
-                    "gateway timed out (test)".into(),
-                ))
-            }
+            Scenario::FailAfterMs => Err(ProviderError::Unavailable(
+                "gateway timed out (test)".into(),
+            )),
         }
     }
 
