@@ -6,10 +6,10 @@
 #   cargo build --release -p boxoffice -p loadgen
 #   bench/sell-out.sh                      # MariaDB + Redis, then SQLite
 #   BACKENDS=sqlite USERS=32 bench/sell-out.sh
-#   PERF=1 bench/sell-out.sh               # also profile the server with perf during the sale
+#   PERF=1 bench/sell-out.sh               # profile the whole machine during the sale (no calibrate)
 #
 # Settings (environment): BACKENDS ("mariadb sqlite"), TICKETS (10000), BUYERS (20000),
-# USERS (64 loadgen workers), CALIBRATE_USERS (16), CALIBRATE_SECONDS (10 measured per phase),
+# USERS (16 loadgen workers), CALIBRATE_USERS (16), CALIBRATE_SECONDS (10 measured per phase),
 # PORT (18096), BIN (release binaries), OUT (bench/results), MYSQL_URL (mysql://root@127.0.0.1:3306),
 # REDIS_URL (redis://127.0.0.1:6379), WORK (scratch directory: tokens, server logs, profiles).
 # Exits non-zero if any run failed (loadgen's oversell check or audit-stock).
@@ -20,7 +20,7 @@ BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release}
 BACKENDS=${BACKENDS:-mariadb sqlite}
 TICKETS=${TICKETS:-10000}
 BUYERS=${BUYERS:-20000}
-USERS=${USERS:-64}
+USERS=${USERS:-16}
 CALIBRATE_USERS=${CALIBRATE_USERS:-16}
 CALIBRATE_SECONDS=${CALIBRATE_SECONDS:-10}
 OUT=${OUT:-bench/results}
@@ -96,28 +96,33 @@ run_backend() {
         -d "$(jq -n --arg e "$ORGANIZER_EMAIL" --arg p "$ORGANIZER_PASSWORD" '{email: $e, password: $p}')" |
         jq -r .access_token >"$WORK/organizer-$backend.token"
 
+    # A profiled run profiles the sale alone: the whole machine (server, database, loadgen),
+    # without the calibrate phases.
+    local calibrate=(--with-calibrate --calibrate-users "$CALIBRATE_USERS" --duration "$CALIBRATE_SECONDS")
     if [[ ${PERF:-0} == 1 ]]; then
-        perf record -F 499 -g -p "$server_pid" -o "$WORK/perf-$backend.data" 2>"$WORK/perf-$backend.log" &
+        calibrate=()
+        perf record -a -g -F 499 -o "$WORK/perf-$backend.data" 2>"$WORK/perf-$backend.log" &
         perf_pid=$!
     fi
 
-    echo "=== $backend: calibrate + sell-out"
+    echo "=== $backend: sell-out${calibrate:+ with calibrate first}"
     local status=0 before report event
     before=$(ls "$OUT"/*-sell-out.json 2>/dev/null | sort | tail -n 1 || true)
     "$BIN/loadgen" sell-out --target "http://127.0.0.1:$PORT" \
         --tokens "$WORK/tokens-$backend.jsonl" --organizer-token-file "$WORK/organizer-$backend.token" \
         --database-url "$BOXOFFICE_DATABASE_URL" --tickets "$TICKETS" --buyers "$BUYERS" \
-        --users "$USERS" --with-calibrate --calibrate-users "$CALIBRATE_USERS" \
-        --duration "$CALIBRATE_SECONDS" --mysql-url "$MYSQL_URL" --redis-url "$REDIS_URL" \
+        --users "$USERS" "${calibrate[@]}" --mysql-url "$MYSQL_URL" --redis-url "$REDIS_URL" \
         --out "$OUT" || status=$?
 
     if [[ -n $perf_pid ]]; then
         kill -INT "$perf_pid" 2>/dev/null || true
         wait "$perf_pid" 2>/dev/null || true
         perf_pid=
-        perf report -i "$WORK/perf-$backend.data" --stdio --no-children --sort dso,symbol 2>/dev/null |
-            grep -v '^$' | head -n 120 >"$WORK/perf-$backend.txt" || true
-        echo "profile: $WORK/perf-$backend.txt"
+        perf report -i "$WORK/perf-$backend.data" --stdio --no-children --sort comm,dso \
+            2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 40 >"$WORK/perf-$backend-by-process.txt" || true
+        perf report -i "$WORK/perf-$backend.data" --stdio --no-children --comm boxoffice \
+            --sort symbol -g none 2>/dev/null | grep -v '^$' | head -n 80 >"$WORK/perf-$backend-server.txt" || true
+        echo "profile: $WORK/perf-$backend-by-process.txt, $WORK/perf-$backend-server.txt"
     fi
 
     report=$(ls "$OUT"/*-sell-out.json 2>/dev/null | sort | tail -n 1 || true)
