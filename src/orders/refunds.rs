@@ -46,26 +46,36 @@ pub fn backoff(attempts: i32) -> Duration {
     Duration::seconds(Ord::min(seconds, 3600))
 }
 
-/// Records the refund of an order inside the refunding transaction; returns its id. Nothing to
-/// refund is `DONE` at once; a paid order without a provider reference is `FAILED` (audited).
-/// At most one refund per order (`ux_refunds_order`): a second record is ignored.
-pub async fn record<C: ConnectionTrait>(
+/// A refund row to write.
+pub struct NewRefund<'a> {
+    /// The refunded order.
+    pub order_id: &'a str,
+    /// Its event.
+    pub event_id: &'a str,
+    /// The gateway that captured the money.
+    pub provider: Option<&'a str>,
+    /// The gateway's capture reference.
+    pub provider_ref: Option<&'a str>,
+    /// Paid back.
+    pub amount: Money,
+    /// Kept.
+    pub fee: Money,
+    /// Why.
+    pub reason: CancelReason,
+    /// `PENDING`, `DONE` or `FAILED`.
+    pub status: &'static str,
+    /// Why it failed at once, for `FAILED`.
+    pub error: Option<&'a str>,
+}
+
+/// Inserts a refund unless the order already has one (`ux_refunds_order`); returns the new
+/// row's id, or `None` when one existed. A `PENDING` row is due at once.
+pub async fn insert<C: ConnectionTrait>(
     conn: &C,
-    order: &crate::db::entities::orders::Model,
-    amount: Money,
-    fee: Money,
-    reason: CancelReason,
+    new: NewRefund<'_>,
     now: OffsetDateTime,
-) -> AppResult<String> {
+) -> AppResult<Option<String>> {
     let id = uuid::Uuid::now_v7().to_string();
-    let payable = order.payment_provider.is_some() && order.payment_ref.is_some();
-    let (state, error) = if amount.minor() <= 0 {
-        (status::DONE, None)
-    } else if payable {
-        (status::PENDING, None)
-    } else {
-        (status::FAILED, Some("no captured payment to refund"))
-    };
     let at = to_db(now);
     let backend = conn.get_database_backend();
     let sql = insert_ignore(
@@ -81,29 +91,67 @@ pub async fn record<C: ConnectionTrait>(
             sql,
             vec![
                 id.clone().into(),
-                order.id.clone().into(),
-                order.event_id.clone().into(),
-                order.payment_provider.clone().into(),
-                order.payment_ref.clone().into(),
-                amount.minor().into(),
-                fee.minor().into(),
-                reason.as_str().into(),
-                state.into(),
+                new.order_id.into(),
+                new.event_id.into(),
+                new.provider.map(str::to_owned).into(),
+                new.provider_ref.map(str::to_owned).into(),
+                new.amount.minor().into(),
+                new.fee.minor().into(),
+                new.reason.as_str().into(),
+                new.status.into(),
                 at.into(),
-                error.map(str::to_owned).into(),
+                new.error.map(str::to_owned).into(),
                 at.into(),
                 at.into(),
             ],
         ),
     )
     .await?;
-    if !inserted {
+    Ok(inserted.then_some(id))
+}
+
+/// Records the refund of an order inside the refunding transaction; returns its id. Nothing to
+/// refund is `DONE` at once; a paid order without a provider reference is `FAILED` (audited).
+/// At most one refund per order (`ux_refunds_order`): a second record is ignored.
+pub async fn record<C: ConnectionTrait>(
+    conn: &C,
+    order: &crate::db::entities::orders::Model,
+    amount: Money,
+    fee: Money,
+    reason: CancelReason,
+    now: OffsetDateTime,
+) -> AppResult<String> {
+    let payable = order.payment_provider.is_some() && order.payment_ref.is_some();
+    let (state, error) = if amount.minor() <= 0 {
+        (status::DONE, None)
+    } else if payable {
+        (status::PENDING, None)
+    } else {
+        (status::FAILED, Some("no captured payment to refund"))
+    };
+    let inserted = insert(
+        conn,
+        NewRefund {
+            order_id: &order.id,
+            event_id: &order.event_id,
+            provider: order.payment_provider.as_deref(),
+            provider_ref: order.payment_ref.as_deref(),
+            amount,
+            fee,
+            reason,
+            status: state,
+            error,
+        },
+        now,
+    )
+    .await?;
+    let Some(id) = inserted else {
         let existing = refunds::Entity::find()
             .filter(refunds::Column::OrderId.eq(order.id.clone()))
             .one(conn)
             .await?;
-        return Ok(existing.map_or(id, |r| r.id));
-    }
+        return Ok(existing.map_or_else(String::new, |r| r.id));
+    };
     if state == status::FAILED {
         flows::audit_with_detail(
             conn,

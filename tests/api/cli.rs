@@ -200,3 +200,50 @@ async fn demo_seeding_creates_three_accounts_and_a_catalog_once() {
     assert!(types.iter().filter(|t| **t == "MERCH").count() >= 3);
     assert!(types.iter().filter(|t| **t == "PACKAGE").count() >= 2);
 }
+
+#[tokio::test]
+async fn the_demo_buyer_buys_a_jazz_ticket_with_the_test_gateway_end_to_end() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let app = TestApp::spawn().await;
+    boxoffice::demo::seed(&app.state).await.expect("seed");
+    let buyer = boxoffice::db::entities::users::Entity::find()
+        .filter(boxoffice::db::entities::users::Column::EmailNormalized.eq("buyer@boxoffice.local"))
+        .one(&app.state.db)
+        .await
+        .expect("query")
+        .expect("demo buyer");
+    let buyer = app.session_for(&buyer.id, &buyer.email).await;
+    let events: serde_json::Value = app.get("/events?q=재즈").await.json().await.expect("json");
+    let jazz = events["items"][0]["id"]
+        .as_str()
+        .expect("jazz night")
+        .to_owned();
+    let products: serde_json::Value = app
+        .get(&format!("/products?event_id={jazz}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let ticket = products["items"][0]["id"]
+        .as_str()
+        .expect("ticket")
+        .to_owned();
+    let order = crate::shop::place(
+        &app,
+        &buyer,
+        serde_json::json!([{"product_id": ticket, "quantity": 2}]),
+    )
+    .await;
+    let paid = crate::shop::confirm(&app, &buyer, order["id"].as_str().expect("id")).await;
+    assert_eq!(paid["status"], "CONFIRMED");
+    let tickets: serde_json::Value = app
+        .get_as(
+            &format!("/orders/{}/tickets", order["id"].as_str().expect("id")),
+            &buyer.access_token,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(tickets.as_array().map(Vec::len), Some(2), "{tickets}");
+}

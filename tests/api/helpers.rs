@@ -629,7 +629,7 @@ impl TestApp {
     /// `n` verified buyers with access tokens minted directly (no password, no mail): for tests
     /// that need a crowd, where `user()`'s sign-up and password hashing would dominate.
     pub async fn buyers(&self, n: usize) -> Vec<TestUser> {
-        use boxoffice::auth::{model, sessions, users};
+        use boxoffice::auth::{model, users};
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             let email = format!("buyer-{}@example.com", uuid::Uuid::now_v7().simple());
@@ -651,29 +651,36 @@ impl TestApp {
             )
             .await
             .expect("insert buyer");
-            let (family, refresh_token) = sessions::start(
-                &self.state.db,
-                self.state.rng.as_ref(),
-                now,
-                &user.id,
-                sessions::kind::REFRESH,
-                "TEST",
-                &Default::default(),
-            )
-            .await
-            .expect("session");
-            let access_token = self
-                .state
-                .tokens
-                .issue(&user.id, &family, model::Role::User, false, now)
-                .expect("token");
-            out.push(TestUser {
-                email,
-                access_token,
-                refresh_token,
-            });
+            out.push(self.session_for(&user.id, &email).await);
         }
         out
+    }
+
+    /// A session for an existing account, minted without its password (demo accounts, crowds).
+    pub async fn session_for(&self, user_id: &str, email: &str) -> TestUser {
+        use boxoffice::auth::{model, sessions};
+        let now = self.state.clock.now();
+        let (family, refresh_token) = sessions::start(
+            &self.state.db,
+            self.state.rng.as_ref(),
+            now,
+            user_id,
+            sessions::kind::REFRESH,
+            "TEST",
+            &Default::default(),
+        )
+        .await
+        .expect("session");
+        let access_token = self
+            .state
+            .tokens
+            .issue(user_id, &family, model::Role::User, false, now)
+            .expect("token");
+        TestUser {
+            email: email.to_owned(),
+            access_token,
+            refresh_token,
+        }
     }
 
     /// A fresh verified, signed-in user.

@@ -692,3 +692,57 @@ async fn an_idempotency_key_replays_a_confirmation() {
     .await;
     assert_eq!(order_row(&app, &order_id).await.status, "PENDING");
 }
+
+#[tokio::test]
+async fn a_payment_for_an_event_canceled_meanwhile_is_given_back_not_confirmed() {
+    use sea_orm::{ActiveModelTrait, Set};
+    let app = TestApp::spawn().await;
+    let shop = Shop::open(&app).await;
+    let ticket = shop.ticket(&app, 10).await;
+    let buyer = app.user().await;
+    let order = place(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await;
+    // The checkout won the race with the cancellation; the cancellation job has not reached it.
+    boxoffice::db::entities::events::ActiveModel {
+        id: sea_orm::Set(shop.event_id.clone()),
+        status: Set("CANCELED".into()),
+        ..Default::default()
+    }
+    .update(&app.state.db)
+    .await
+    .expect("cancel");
+    let paid = app
+        .post_as(
+            &format!("/orders/{}/pay", id(&order)),
+            &buyer.access_token,
+            &json!({}),
+        )
+        .await;
+    if paid.status() == StatusCode::OK {
+        let confirmed = app
+            .post_as(
+                &format!("/orders/{}/pay/confirm", id(&order)),
+                &buyer.access_token,
+                &json!({"provider_payload": {"scenario": "SUCCESS"}}),
+            )
+            .await;
+        assert_problem(confirmed, StatusCode::CONFLICT, "order_expired").await;
+    } else {
+        assert_problem(paid, StatusCode::CONFLICT, "order_expired").await;
+    }
+    let row = orders::Entity::find_by_id(id(&order))
+        .one(&app.state.db)
+        .await
+        .expect("order")
+        .expect("exists");
+    assert_ne!(row.status, "CONFIRMED");
+    let kept = refunds::Entity::find()
+        .filter(refunds::Column::OrderId.eq(id(&order)))
+        .all(&app.state.db)
+        .await
+        .expect("refunds");
+    assert!(
+        kept.iter().all(|r| r.status == "DONE"),
+        "any capture went back: {kept:?}"
+    );
+    assert_stock_consistent(&app).await;
+}

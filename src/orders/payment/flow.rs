@@ -10,18 +10,18 @@
 use axum::http::{HeaderMap, StatusCode};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, Set, Statement,
-    sea_query::{Expr, ExprTrait},
+    QueryOrder, Set,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::provider::{Captured, Charge, PaymentProvider, ProviderError, WebhookEvent};
 use crate::{
     app::AppState,
     auth::{AuthUser, flows::audit_with_detail},
+    catalog::model::EventStatus,
     catalog::money::Money,
     db::{
         self,
@@ -33,7 +33,7 @@ use crate::{
         mail::Mail,
     },
     orders::{
-        effects::{self, Stamp, insert_ignore, values},
+        effects::{self, Stamp},
         hooks::{Lifecycle, OrderChange},
         model::{CancelReason, LineKind, OrderStatus},
         tickets,
@@ -54,17 +54,6 @@ pub mod payment_status {
     /// Captured after the order had ended (or twice): the money is being given back.
     pub const REFUNDED: &str = "REFUNDED";
 }
-
-/// States of a `refunds` row.
-pub mod refund_status {
-    /// Not yet accepted by the gateway; retried from `next_attempt_at`.
-    pub const PENDING: &str = "PENDING";
-    /// The gateway accepted the refund.
-    pub const DONE: &str = "DONE";
-}
-
-/// How long a refund the gateway did not accept waits before a retry worker picks it up.
-const REFUND_RETRY_AFTER: Duration = Duration::minutes(1);
 
 /// `POST /orders/{id}/pay`: which gateway (the default when absent).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
@@ -490,7 +479,7 @@ pub async fn settle(
         Decision::AlreadyPaid => Settlement::AlreadyPaid,
         Decision::Refund(row) => {
             metrics::counter!("boxoffice_payments_total", "result" => "late_refunded").increment(1);
-            refund_recorded(state, row).await?;
+            crate::orders::refunds::attempt(state, &row.id).await?;
             Settlement::Refunded
         }
         Decision::AlreadyRefunded => Settlement::AlreadyRefunded,
@@ -538,6 +527,15 @@ async fn decide(
         return Ok(Decision::Stray {
             reason: "amount_mismatch",
         });
+    }
+    // A canceled event sells nothing more, even to a buyer whose checkout raced the
+    // cancellation (checkout reads the catalog from a cache cleared by pub/sub).
+    let event_canceled = events::Entity::find_by_id(order.event_id.clone())
+        .one(tx)
+        .await?
+        .is_none_or(|e| EventStatus::from_db(&e.status) == EventStatus::Canceled);
+    if event_canceled {
+        return late(tx, &order, provider, capture, actor, now).await;
     }
     let moved = effects::transition(
         tx,
@@ -701,38 +699,23 @@ async fn late(
     actor: Option<&str>,
     now: OffsetDateTime,
 ) -> AppResult<Decision> {
-    let backend = tx.get_database_backend();
-    let id = uuid::Uuid::now_v7().to_string();
-    let inserted = tx
-        .execute_raw(Statement::from_sql_and_values(
-            backend,
-            insert_ignore(
-                backend,
-                "refunds (id, order_id, event_id, provider, provider_ref, amount, fee, reason, \
-                 status, attempts, next_attempt_at, last_error, created_at, updated_at)",
-                "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?",
-            ),
-            values::<_, sea_orm::Value>([
-                id.clone().into(),
-                order.id.clone().into(),
-                order.event_id.clone().into(),
-                provider.to_owned().into(),
-                capture.provider_ref.clone().into(),
-                capture.amount.minor().into(),
-                0i64.into(),
-                CancelReason::LatePayment.as_str().into(),
-                refund_status::PENDING.into(),
-                0i32.into(),
-                to_db(now + REFUND_RETRY_AFTER).into(),
-                Option::<String>::None.into(),
-                to_db(now).into(),
-                to_db(now).into(),
-            ]),
-        ))
-        .await?
-        .rows_affected()
-        == 1;
-    if !inserted {
+    let inserted = crate::orders::refunds::insert(
+        tx,
+        crate::orders::refunds::NewRefund {
+            order_id: &order.id,
+            event_id: &order.event_id,
+            provider: Some(provider),
+            provider_ref: Some(&capture.provider_ref),
+            amount: capture.amount,
+            fee: Money::from_minor(0),
+            reason: CancelReason::LatePayment,
+            status: crate::orders::refunds::status::PENDING,
+            error: None,
+        },
+        now,
+    )
+    .await?;
+    let Some(id) = inserted else {
         let existing = refunds::Entity::find()
             .filter(refunds::Column::OrderId.eq(order.id.clone()))
             .one(tx)
@@ -757,7 +740,7 @@ async fn late(
         return Ok(Decision::Stray {
             reason: "refund_exists",
         });
-    }
+    };
     mark_payment(
         tx,
         order,
@@ -789,51 +772,6 @@ async fn late(
         .one(tx)
         .await?
         .map_or(Decision::AlreadyRefunded, Decision::Refund))
-}
-
-/// Sends a recorded refund to its gateway (the refund id is the gateway's idempotency key) and
-/// records the outcome: `DONE`, or still `PENDING` with the error for the retry worker.
-pub async fn refund_recorded(state: &AppState, row: refunds::Model) -> AppResult<()> {
-    let provider = row.provider.as_deref().and_then(|p| state.payments.get(p));
-    let (Some(provider), Some(reference)) = (provider, row.provider_ref.as_deref()) else {
-        tracing::error!(refund_id = %row.id, "refund without a known gateway or capture; left pending");
-        return Ok(());
-    };
-    let result = provider
-        .refund(reference, Money::from_minor(row.amount), &row.id)
-        .await;
-    let now = state.clock.now();
-    let mut update = refunds::Entity::update_many()
-        .col_expr(
-            refunds::Column::Attempts,
-            Expr::col(refunds::Column::Attempts).add(1),
-        )
-        .col_expr(refunds::Column::UpdatedAt, Expr::value(to_db(now)))
-        .filter(refunds::Column::Id.eq(row.id.clone()))
-        .filter(refunds::Column::Status.eq(refund_status::PENDING));
-    match &result {
-        Ok(done) => {
-            tracing::info!(order_id = %row.order_id, refund_ref = %done.refund_ref, "late payment refunded");
-            update = update
-                .col_expr(refunds::Column::Status, Expr::value(refund_status::DONE))
-                .col_expr(
-                    refunds::Column::LastError,
-                    Expr::value(Option::<String>::None),
-                );
-        }
-        Err(e) => {
-            tracing::warn!(order_id = %row.order_id, error = %e, "late payment refund failed; will retry");
-            let message: String = e.to_string().chars().take(255).collect();
-            update = update
-                .col_expr(refunds::Column::LastError, Expr::value(message))
-                .col_expr(
-                    refunds::Column::NextAttemptAt,
-                    Expr::value(to_db(now + REFUND_RETRY_AFTER)),
-                );
-        }
-    }
-    update.exec(&state.db).await?;
-    Ok(())
 }
 
 /// Gives back a capture that must not count (a second capture of a paid order, or one of
