@@ -8,10 +8,11 @@ use serde_json::json;
 
 use crate::cli::Cli;
 use crate::http;
+use crate::organizer;
 use crate::report::RunOutput;
 use crate::runner::{self, RunConfig};
 use crate::scenario::{Scenario, Step};
-use crate::seats::{Setup, ok_json};
+use crate::seats::Setup;
 
 /// Creates a stadium event with a ticket product through the first target, then measures the
 /// three reads on every target.
@@ -19,42 +20,16 @@ pub async fn run(cli: &Cli, config: &RunConfig) -> Result<RunOutput> {
     let Some(first) = cli.targets.first() else {
         bail!("catalog needs --target URL of a running boxoffice");
     };
-    let path = cli
-        .organizer_token_file
-        .as_deref()
-        .context("catalog needs --organizer-token-file FILE holding an organizer's access token")?;
-    let token =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let token = token.trim();
+    let token = organizer::read_token(cli.organizer_token_file.as_deref(), "catalog")?;
+    let token = token.as_str();
     let client = http::client(config.users, config.timeout)?;
     let setup = Setup::create(&client, first, token, cli.seats).await?;
-    let product = ok_json(
-        client
-            .post(http::endpoint(first, "/products")?)
-            .bearer_auth(token)
-            .json(&json!({"event_id": setup.event_id, "type": "TICKET", "name": "Standing", "price": "99000", "quantity": 1}))
-            .send()
-            .await,
-        StatusCode::CREATED,
-        "POST /products",
-    )
-    .await;
+    let standing = json!({"event_id": setup.event_id, "type": "TICKET", "name": "Standing", "price": "99000", "quantity": 1});
     // The stadium's capacity is all seats: a standing product does not fit; use a merch item.
-    let product = match product {
+    let tshirt = json!({"event_id": setup.event_id, "type": "MERCH", "name": "Tour T-shirt", "price": "39000", "quantity": 1000});
+    let product = match organizer::product(&client, first, token, &standing).await {
         Ok(p) => p,
-        Err(_) => {
-            ok_json(
-                client
-                    .post(http::endpoint(first, "/products")?)
-                    .bearer_auth(token)
-                    .json(&json!({"event_id": setup.event_id, "type": "MERCH", "name": "Tour T-shirt", "price": "39000", "quantity": 1000}))
-                    .send()
-                    .await,
-                StatusCode::CREATED,
-                "POST /products",
-            )
-            .await?
-        }
+        Err(_) => organizer::product(&client, first, token, &tshirt).await?,
     };
     let product_id = product["id"].as_str().context("product id")?.to_owned();
     let mut output = RunOutput::default();

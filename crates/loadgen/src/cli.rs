@@ -67,6 +67,28 @@ pub struct Cli {
     #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub seats: u32,
 
+    /// sell-out: units of the one general-admission ticket product on sale.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub tickets: u32,
+
+    /// sell-out: buyers, one line of --tokens each, each making exactly one attempt.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub buyers: u32,
+
+    /// sell-out: the server's database (its DATABASE_URL: mysql://, mariadb:// or sqlite:),
+    /// read after the run to check that nothing was oversold.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// sell-out: run the calibrate phases first, so the report sets confirmed orders/s against
+    /// this machine's hot-row UPDATE ceiling measured in the same run.
+    #[arg(long)]
+    pub with_calibrate: bool,
+
+    /// sell-out with --with-calibrate: workers (and MariaDB connections) of the calibrate phases.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub calibrate_users: u32,
+
     /// Directory the JSON and Markdown reports are written to.
     #[arg(long, value_name = "DIR", default_value = "bench/results")]
     pub out: PathBuf,
@@ -83,6 +105,9 @@ pub enum ScenarioName {
     Seats,
     /// Anonymous catalog reads: the event list, a product, a stadium's seat state.
     Catalog,
+    /// A ticket opening: buyers race for general-admission tickets, each creating, paying and
+    /// confirming one order; then the database is checked for oversell.
+    SellOut,
 }
 
 impl ScenarioName {
@@ -93,6 +118,7 @@ impl ScenarioName {
             Self::Auth => "auth",
             Self::Seats => "seats",
             Self::Catalog => "catalog",
+            Self::SellOut => "sell-out",
         }
     }
 }

@@ -6,18 +6,22 @@ mod calibrate;
 mod catalog;
 mod cli;
 mod cmdline;
+mod db;
 mod error_text;
 mod http;
 mod machine;
 mod markdown;
+mod organizer;
 mod recorder;
 mod report;
 mod runner;
 mod scenario;
 mod schedule;
 mod seats;
+mod sellout;
+mod tokens;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Parser;
 use time::OffsetDateTime;
 
@@ -38,6 +42,7 @@ async fn main() -> Result<()> {
         ScenarioName::Auth => auth::run(&cli, &config).await?,
         ScenarioName::Seats => seats::run(&cli, &config).await?,
         ScenarioName::Catalog => catalog::run(&cli, &config).await?,
+        ScenarioName::SellOut => sellout::run(&cli, &config).await?,
     };
 
     let report = Report::new(&cli, command_line, started, machine::detect(), output)?;
@@ -45,5 +50,8 @@ async fn main() -> Result<()> {
     let (json_path, md_path) = report::write(&report, &markdown, &cli.out, started)?;
     print!("{markdown}");
     eprintln!("wrote {} and {}", json_path.display(), md_path.display());
+    if let Some(failure) = &report.failure {
+        bail!("{failure}");
+    }
     Ok(())
 }

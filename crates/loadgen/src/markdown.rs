@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::report::{OpReport, PhaseReport, Report};
+use crate::sellout::SellOutSummary;
 
 /// The whole report: a short header, one table row per operation, then notes.
 pub fn render(report: &Report) -> String {
@@ -30,11 +31,30 @@ pub fn render(report: &Report) -> String {
         ),
         None => format!("closed model, {} users", report.users),
     };
-    let _ = writeln!(
-        out,
-        "- Load: {load} · warm-up {} s · measured {} s per phase · {} build",
-        report.warmup_s, report.duration_s, report.build
-    );
+    match &report.sell_out {
+        Some(sale) => {
+            let _ = write!(
+                out,
+                "- Load: closed model, {} workers · each of {} buyers tries once, no warm-up · {} build",
+                sale.users, sale.buyers, report.build
+            );
+            if let Some(ceiling) = &sale.ceiling {
+                let _ = write!(
+                    out,
+                    " · calibrate phases: {} users, warm-up {} s, measured {} s each",
+                    ceiling.calibrate_users, report.warmup_s, report.duration_s
+                );
+            }
+            out.push('\n');
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "- Load: {load} · warm-up {} s · measured {} s per phase · {} build",
+                report.warmup_s, report.duration_s, report.build
+            );
+        }
+    }
     if !report.targets.is_empty() {
         let targets: Vec<String> = report.targets.iter().map(|t| code(t)).collect();
         let _ = writeln!(out, "- Targets: {}", targets.join(", "));
@@ -48,6 +68,10 @@ pub fn render(report: &Report) -> String {
         push_phase_rows(&mut out, phase);
     }
 
+    if let Some(sale) = &report.sell_out {
+        push_sell_out(&mut out, sale);
+    }
+
     let notes = notes(report);
     if !notes.is_empty() {
         out.push_str("\nNotes:\n");
@@ -55,7 +79,88 @@ pub fn render(report: &Report) -> String {
             let _ = writeln!(out, "- {note}");
         }
     }
+    if let Some(failure) = &report.failure {
+        let _ = writeln!(out, "\n**Failed:** {}", failure);
+    }
     out
+}
+
+/// The sell-out figures: outcomes, pace, ceiling and the database check.
+fn push_sell_out(out: &mut String, sale: &SellOutSummary) {
+    let pace = &sale.pace;
+    out.push_str("\n| sell-out | value |\n|---|--:|\n");
+    let mut row = |figure: String, value: String| {
+        let _ = writeln!(out, "| {} | {} |", cell(&figure), cell(&value));
+    };
+    row(
+        "tickets / buyers / workers".into(),
+        format!("{} / {} / {}", sale.tickets, sale.buyers, sale.users),
+    );
+    row("confirmed orders".into(), sale.confirmed.to_string());
+    row(
+        "sold-out answers (409 `sold_out`, expected)".into(),
+        sale.sold_out.to_string(),
+    );
+    row("failed purchases".into(), sale.failed.to_string());
+    row(
+        format!(
+            "selling phase: first request → {} confirmed",
+            if pace.sold >= u64::from(sale.tickets) {
+                "last ticket"
+            } else {
+                "last order"
+            }
+        ),
+        pace.selling_s.map_or("–".into(), |s| format!("{s:.3} s")),
+    );
+    row(
+        "**confirmed orders/s, selling phase**".into(),
+        format!("**{:.1}**", pace.selling_confirmed_per_s),
+    );
+    row(
+        format!("confirmed orders/s, whole run ({:.3} s)", pace.run_s),
+        format!("{:.1}", pace.overall_confirmed_per_s),
+    );
+    if let Some(ceiling) = &sale.ceiling {
+        row(
+            format!(
+                "MariaDB hot-row `UPDATE`/s, calibrate in this run ({} connections)",
+                ceiling.calibrate_users
+            ),
+            format!("{:.1}", ceiling.hot_row_updates_per_s),
+        );
+        row(
+            "**selling-phase orders/s ÷ hot-row ceiling**".into(),
+            format!("**{:.1} %**", ceiling.ratio * 100.0),
+        );
+    }
+    match &sale.oversell {
+        Some(check) => {
+            let facts = &check.facts;
+            row(
+                format!("**oversell** (read from the {} database)", facts.backend),
+                format!("**{}**", check.oversell),
+            );
+            row(
+                "confirmed units / ticket rows / held by pending orders".into(),
+                format!(
+                    "{} / {} / {}",
+                    facts.confirmed_units, facts.ticket_rows, facts.pending_units
+                ),
+            );
+            row(
+                "stock counter / ledger sum".into(),
+                format!("{} / {}", facts.remaining, facts.ledger_sum),
+            );
+            if !check.problems.is_empty() {
+                out.push_str("\nDatabase check problems:\n");
+                for problem in &check.problems {
+                    let _ = writeln!(out, "- {problem}");
+                }
+            }
+        }
+        None => row("**oversell**".into(), "not checked (see below)".into()),
+    }
 }
 
 fn push_phase_rows(out: &mut String, phase: &PhaseReport) {
@@ -199,7 +304,68 @@ mod tests {
                 ),
             ],
             notes: vec!["shared cores".into()],
+            sell_out: None,
+            failure: None,
         }
+    }
+
+    #[test]
+    fn renders_the_sell_out_figures_and_the_failure() {
+        use crate::sellout::{Ceiling, OversellCheck, Pace, StockFacts};
+        let mut report = report();
+        report.scenario = "sell-out".into();
+        report.sell_out = Some(SellOutSummary {
+            event_id: "e".into(),
+            product_id: "p".into(),
+            tickets: 10_000,
+            buyers: 20_000,
+            users: 64,
+            confirmed: 10_000,
+            sold_out: 9_998,
+            failed: 2,
+            pace: Pace {
+                sold: 10_000,
+                selling_s: Some(4.0),
+                selling_confirmed_per_s: 2_500.0,
+                run_s: 6.5,
+                overall_confirmed_per_s: 1_538.46,
+            },
+            ceiling: Some(Ceiling {
+                hot_row_updates_per_s: 8_000.0,
+                calibrate_users: 16,
+                ratio: 0.3125,
+            }),
+            oversell: Some(OversellCheck::judge(StockFacts {
+                backend: "mariadb",
+                tickets: 10_000,
+                confirmed_units: 10_001,
+                pending_units: 0,
+                remaining: -1,
+                ledger_sum: -1,
+                ticket_rows: 10_001,
+            })),
+        });
+        report.failure = Some("oversell check failed".into());
+        let md = render(&report);
+        assert!(md.contains(
+            "- Load: closed model, 64 workers · each of 20000 buyers tries once, no warm-up · release build · calibrate phases: 16 users, warm-up 2 s, measured 3 s each\n"
+        ));
+        for row in [
+            "| tickets / buyers / workers | 10000 / 20000 / 64 |",
+            "| sold-out answers (409 `sold_out`, expected) | 9998 |",
+            "| failed purchases | 2 |",
+            "| selling phase: first request → last ticket confirmed | 4.000 s |",
+            "| **confirmed orders/s, selling phase** | **2500.0** |",
+            "| confirmed orders/s, whole run (6.500 s) | 1538.5 |",
+            "| MariaDB hot-row `UPDATE`/s, calibrate in this run (16 connections) | 8000.0 |",
+            "| **selling-phase orders/s ÷ hot-row ceiling** | **31.2 %** |",
+            "| **oversell** (read from the mariadb database) | **1** |",
+            "| stock counter / ledger sum | -1 / -1 |",
+        ] {
+            assert!(md.contains(&format!("{row}\n")), "missing {row} in\n{md}");
+        }
+        assert!(md.contains("- 10001 units confirmed for 10000 tickets: oversold by 1\n"));
+        assert!(md.ends_with("\n**Failed:** oversell check failed\n"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::cli::Cli;
 use crate::machine::Machine;
 use crate::recorder::OpStats;
 use crate::runner::PhaseResult;
+use crate::sellout::SellOutSummary;
 
 /// What a scenario hands back for the report.
 #[derive(Debug, Default)]
@@ -21,6 +22,11 @@ pub struct RunOutput {
     pub phases: Vec<PhaseReport>,
     /// Caveats a reader of the numbers should know.
     pub notes: Vec<String>,
+    /// The sell-out scenario's figures.
+    pub sell_out: Option<SellOutSummary>,
+    /// Why the run failed its own check (e.g. oversell); the report is still written, then the
+    /// process exits with an error.
+    pub failure: Option<String>,
 }
 
 /// A whole run, as written to JSON and rendered to Markdown.
@@ -54,6 +60,12 @@ pub struct Report {
     pub phases: Vec<PhaseReport>,
     /// Caveats.
     pub notes: Vec<String>,
+    /// The sell-out scenario's figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sell_out: Option<SellOutSummary>,
+    /// Why the run failed its own check, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 impl Report {
@@ -88,6 +100,8 @@ impl Report {
             targets: cli.targets.clone(),
             phases: output.phases,
             notes: output.notes,
+            sell_out: output.sell_out,
+            failure: output.failure,
         })
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
@@ -128,6 +128,56 @@ pub async fn measure<S: Scenario>(scenario: S, config: &RunConfig) -> PhaseRepor
     }
 }
 
+/// Runs every job exactly once — job `i` is virtual user `i`, doing one step — spread over
+/// `workers` concurrent loops that each take the next job as soon as their previous one is done.
+/// Nothing is warm-up: every step is recorded. Returns what was recorded and how long all jobs
+/// took, from the first start to the last answer.
+pub async fn run_each<S: Scenario>(
+    scenario: Arc<S>,
+    jobs: usize,
+    workers: u32,
+    timeout: Duration,
+) -> Result<(PhaseResult, Duration)> {
+    let recorder = Arc::new(Recorder::default());
+    let next_job = Arc::new(AtomicUsize::new(0));
+    eprintln!(
+        "{}: {jobs} jobs, each once, over {workers} workers",
+        scenario.name()
+    );
+    let start = Instant::now();
+    let mut loops = JoinSet::new();
+    for _ in 0..workers {
+        let scenario = Arc::clone(&scenario);
+        let recorder = Arc::clone(&recorder);
+        let next_job = Arc::clone(&next_job);
+        loops.spawn(async move {
+            loop {
+                let job = next_job.fetch_add(1, Ordering::Relaxed);
+                if job >= jobs {
+                    return Ok::<(), anyhow::Error>(());
+                }
+                let mut user = scenario
+                    .user(job)
+                    .with_context(|| format!("preparing job {job} of {}", scenario.name()))?;
+                let began = Instant::now();
+                let (op, outcome) = bounded_step(&*scenario, &mut user, timeout).await;
+                recorder.record(op, &outcome, began.elapsed());
+            }
+        });
+    }
+    while let Some(joined) = loops.join_next().await {
+        joined.map_err(|e| anyhow!("a worker of {} died: {e}", scenario.name()))??;
+    }
+    let elapsed = start.elapsed();
+    Ok((
+        PhaseResult {
+            ops: recorder.take(),
+            scheduled: None,
+        },
+        elapsed,
+    ))
+}
+
 /// Closed model: the next request leaves as soon as the previous answer is in.
 async fn closed_loop<S: Scenario>(
     scenario: Arc<S>,
@@ -241,6 +291,20 @@ mod tests {
             stats.latency_us.max() > 100_000,
             "max {} us",
             stats.latency_us.max()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn run_each_does_every_job_once_and_stops() {
+        // Ten 10 ms jobs over three workers: four rounds.
+        let (result, elapsed) = run_each(Arc::new(Sleepy), 10, 3, Duration::from_secs(1))
+            .await
+            .expect("run");
+        assert_eq!(result.ops["nap"].ok, 10);
+        assert_eq!(result.ops["nap"].count(), 10);
+        assert!(
+            (Duration::from_millis(40)..Duration::from_millis(45)).contains(&elapsed),
+            "{elapsed:?}"
         );
     }
 

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::cli::Cli;
 use crate::http;
+use crate::organizer::{self, ok_json};
 use crate::report::RunOutput;
 use crate::runner::{self, RunConfig};
 use crate::scenario::{Scenario, Step};
@@ -26,12 +27,11 @@ pub async fn run(cli: &Cli, config: &RunConfig) -> Result<RunOutput> {
     let setup = match &cli.seats_path {
         Some(base) => Setup::existing(&client, first, base).await?,
         None => {
-            let path = cli.organizer_token_file.as_deref().context(
-                "seats needs --organizer-token-file FILE (or --seats-path of an existing map): create an organizer with `boxoffice user create --role organizer …`, sign in, and save its access_token",
+            let token = organizer::read_token(
+                cli.organizer_token_file.as_deref(),
+                "seats (without --seats-path of an existing map)",
             )?;
-            let token = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let setup = Setup::create(&client, first, token.trim(), cli.seats).await?;
+            let setup = Setup::create(&client, first, &token, cli.seats).await?;
             output.notes.push(format!(
                 "setup: PUT of a {}-seat generated map took {} ms (one request, one write transaction)",
                 cli.seats,
@@ -128,37 +128,10 @@ impl Setup {
         token: &str,
         seats: u32,
     ) -> Result<Self> {
-        let start = time::OffsetDateTime::now_utc() + time::Duration::days(30);
-        let start = start
-            .format(&time::format_description::well_known::Rfc3339)
-            .context("formatting start_at")?;
-        let event: Value = ok_json(
-            client
-                .post(http::endpoint(target, "/events")?)
-                .bearer_auth(token)
-                .json(&json!({"title": "loadgen seats", "start_at": start, "total_tickets": seats}))
-                .send()
-                .await,
-            StatusCode::CREATED,
-            "POST /events",
-        )
-        .await?;
-        let event_id = event["id"].as_str().context("event id")?.to_owned();
-        let pid = event["performances"][0]["id"]
-            .as_str()
-            .context("performance id")?
-            .to_owned();
-        ok_json(
-            client
-                .patch(http::endpoint(target, &format!("/events/{event_id}"))?)
-                .bearer_auth(token)
-                .json(&json!({"status": "PUBLISHED"}))
-                .send()
-                .await,
-            StatusCode::OK,
-            "PATCH /events/{id}",
-        )
-        .await?;
+        let event =
+            organizer::published_event(client, target, token, "loadgen seats", seats, json!({}))
+                .await?;
+        let (event_id, pid) = (event.id, event.performance_id);
         let base = format!("/events/{event_id}/performances/{pid}/seats");
         let blocks: Vec<Value> = (0..seats.div_ceil(BLOCK))
             .map(|i| {
@@ -202,21 +175,6 @@ impl Setup {
             upload,
         })
     }
-}
-
-/// The body of an answer with the expected status, as JSON.
-pub(crate) async fn ok_json(
-    response: reqwest::Result<reqwest::Response>,
-    expected: StatusCode,
-    what: &str,
-) -> Result<Value> {
-    let response = response.with_context(|| format!("{what}: no answer"))?;
-    let status = response.status();
-    let text = response.text().await.context("reading the body")?;
-    if status != expected {
-        bail!("{what}: {status}: {text}");
-    }
-    serde_json::from_str(&text).with_context(|| format!("{what}: not JSON"))
 }
 
 /// Body size of one answer.

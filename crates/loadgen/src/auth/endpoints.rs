@@ -6,9 +6,9 @@ use anyhow::{Result, bail};
 use reqwest::{Client, StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
-use super::tokens::TokenStore;
 use crate::http;
 use crate::scenario::{Scenario, Status, Step};
+use crate::tokens::TokenStore;
 
 /// What every auth scenario needs: the client, one endpoint URL per target, and the tokens.
 #[derive(Debug, Clone)]

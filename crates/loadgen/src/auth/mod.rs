@@ -1,7 +1,6 @@
 //! The `auth` scenario: login, refresh and /me against a running boxoffice.
 
 mod endpoints;
-mod tokens;
 
 use std::sync::Arc;
 
@@ -11,8 +10,8 @@ use crate::cli::{AuthMix, Cli};
 use crate::http;
 use crate::report::RunOutput;
 use crate::runner::{self, RunConfig};
+use crate::tokens::{self, TokenStore};
 use endpoints::{Login, Me, Refresh, Shared};
-use tokens::TokenStore;
 
 /// Runs the `--mix` phases in order, each reported on its own.
 pub async fn run(cli: &Cli, config: &RunConfig) -> Result<RunOutput> {

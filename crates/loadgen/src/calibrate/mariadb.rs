@@ -1,32 +1,29 @@
 //! MariaDB hot-row ceiling: every worker decrements the same row, as a sold-out rush would.
 
-use std::str::FromStr;
-use std::time::Duration;
-
 use anyhow::{Context, Result};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
 use sqlx::{Connection, raw_sql};
 
+use crate::db;
 use crate::report::{PhaseReport, RunOutput};
 use crate::runner::{self, RunConfig};
 use crate::scenario::{Scenario, Status, Step};
 
-const PHASE: &str = "mariadb_hot_row_update";
+pub(crate) const PHASE: &str = "mariadb_hot_row_update";
 const DATABASE: &str = "loadgen_calibrate";
 /// Large enough that no run can exhaust it, so every UPDATE must affect exactly one row.
 const INITIAL_STOCK: i64 = i64::MAX / 2;
 
 /// Creates the scratch database, hammers the hot row, and drops the database again.
 pub async fn measure(url: &str, config: &RunConfig, output: &mut RunOutput) {
-    let server = match MySqlConnectOptions::from_str(url) {
+    let server = match db::mysql_options(url) {
         Ok(options) => options,
         Err(error) => {
-            let error = anyhow::Error::new(error).context(format!("invalid MySQL URL {url:?}"));
             output.phases.push(PhaseReport::unavailable(PHASE, &error));
             return;
         }
     };
-    let mut admin = match admin_connection(&server).await {
+    let mut admin = match db::connect_mysql(&server).await {
         Ok(conn) => conn,
         Err(error) => {
             output.phases.push(PhaseReport::unavailable(PHASE, &error));
@@ -54,16 +51,6 @@ pub async fn measure(url: &str, config: &RunConfig, output: &mut RunOutput) {
     }
     // The server cleans up after a dropped socket anyway, so a failed goodbye changes nothing.
     let _ = admin.close().await;
-}
-
-async fn admin_connection(server: &MySqlConnectOptions) -> Result<MySqlConnection> {
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        MySqlConnection::connect_with(server),
-    )
-    .await
-    .context("connecting to MariaDB timed out")?
-    .context("connecting to MariaDB")
 }
 
 /// Makes a fresh database with the one-row table, and a pool of one connection per user.

@@ -8,7 +8,7 @@ use anyhow::Result;
 use uuid::Uuid;
 
 use crate::cli::Cli;
-use crate::report::RunOutput;
+use crate::report::{PhaseReport, RunOutput};
 use crate::runner::RunConfig;
 
 /// Measures Redis, a MariaDB hot row and a bare axum server one after another.
@@ -19,4 +19,15 @@ pub async fn run(cli: &Cli, config: &RunConfig) -> Result<RunOutput> {
     mariadb::measure(&cli.mysql_url, config, &mut output).await;
     hello::measure(config, &mut output).await;
     Ok(output)
+}
+
+/// Successful hot-row `UPDATE`s per second, if that phase ran: the ceiling any "never oversell"
+/// design on one MariaDB row has on this machine.
+pub fn hot_row_ceiling(phases: &[PhaseReport]) -> Option<f64> {
+    phases
+        .iter()
+        .find(|phase| phase.name == mariadb::PHASE && phase.unavailable.is_none())?
+        .operations
+        .first()
+        .map(|op| op.throughput_ops_s)
 }
