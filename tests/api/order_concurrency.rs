@@ -12,10 +12,15 @@ use crate::{
 
 /// An app with a production-sized connection pool (tests default to 5 connections per app to
 /// keep the parallel suite within MariaDB's connection limit; a crowd of 500 needs more, as in
-/// production, or the pool's acquire timeout answers 503 before the stock runs out).
+/// production, or the pool's acquire timeout answers 503 before the stock runs out), and a
+/// per-address limit that lets a crowd come from one test address (in production they are 500
+/// addresses).
 async fn crowd_app() -> TestApp {
     TestApp::spawn_with(Spawn {
-        configure: |config| config.database_pool_max = Some(24),
+        configure: |config| {
+            config.database_pool_max = Some(24);
+            config.rate_limit_api_per_ip = 100_000;
+        },
         ..Spawn::default()
     })
     .await
