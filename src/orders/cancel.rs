@@ -207,11 +207,7 @@ pub(crate) async fn load<C: ConnectionTrait>(conn: &C, order_id: &str) -> AppRes
         .one(conn)
         .await?
         .ok_or_else(AppError::not_found)?;
-    let lines = order_items::Entity::find()
-        .filter(order_items::Column::OrderId.eq(order.id.clone()))
-        .order_by_asc(order_items::Column::Position)
-        .all(conn)
-        .await?;
+    let lines = crate::orders::view::lines_of(conn, &order.id).await?;
     let performance_ids: Vec<String> = lines
         .iter()
         .filter_map(|l| l.performance_id.clone())

@@ -205,28 +205,6 @@ fn more<T>(rows: &[T], id: impl Fn(&T) -> String) -> Option<String> {
     }
 }
 
-async fn lines_of(
-    state: &AppState,
-    order_ids: Vec<String>,
-) -> AppResult<HashMap<String, Vec<order_items::Model>>> {
-    let mut by_order: HashMap<String, Vec<order_items::Model>> = HashMap::new();
-    if order_ids.is_empty() {
-        return Ok(by_order);
-    }
-    for line in order_items::Entity::find()
-        .filter(order_items::Column::OrderId.is_in(order_ids))
-        .order_by_asc(order_items::Column::Position)
-        .all(&state.db)
-        .await?
-    {
-        by_order
-            .entry(line.order_id.clone())
-            .or_default()
-            .push(line);
-    }
-    Ok(by_order)
-}
-
 async fn orders_page(
     state: &AppState,
     event_id: &str,
@@ -243,7 +221,9 @@ async fn orders_page(
         .await?;
     let last = more(&rows, |o| o.id.clone());
     let people = buyers(&state.db, rows.iter().map(|o| o.user_id.clone())).await?;
-    let lines = lines_of(state, rows.iter().map(|o| o.id.clone()).collect()).await?;
+    let lines =
+        crate::orders::view::lines_by_order(&state.db, rows.iter().map(|o| o.id.clone()).collect())
+            .await?;
     let out = rows
         .into_iter()
         .map(|o| {
@@ -318,7 +298,7 @@ async fn attendees_page(
             .collect()
     };
     let people = buyers(&state.db, owners.values().cloned()).await?;
-    let lines: HashMap<String, String> = lines_of(state, order_ids)
+    let lines: HashMap<String, String> = crate::orders::view::lines_by_order(&state.db, order_ids)
         .await?
         .into_values()
         .flatten()

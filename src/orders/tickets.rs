@@ -407,11 +407,7 @@ pub async fn list_for_order(
     user: &AuthUser,
     order_id: &str,
 ) -> AppResult<Vec<TicketView>> {
-    orders::Entity::find_by_id(order_id.to_owned())
-        .one(&state.db)
-        .await?
-        .filter(|o| o.user_id == user.user_id)
-        .ok_or_else(AppError::not_found)?;
+    crate::orders::history::own_order(state, &user.user_id, order_id).await?;
     let rows = tickets::Entity::find()
         .filter(tickets::Column::OrderId.eq(order_id))
         .order_by_asc(tickets::Column::Id)

@@ -204,23 +204,44 @@ pub fn present(order: orders::Model, lines: Vec<order_items::Model>) -> OrderVie
     }
 }
 
-/// Views of several orders (in the given order), with their lines in one query.
-pub async fn present_all<C: ConnectionTrait>(
+/// The lines of one order, in `position` order.
+pub async fn lines_of<C: ConnectionTrait>(
     conn: &C,
-    rows: Vec<orders::Model>,
-) -> AppResult<Vec<OrderView>> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
+    order_id: &str,
+) -> AppResult<Vec<order_items::Model>> {
+    Ok(order_items::Entity::find()
+        .filter(order_items::Column::OrderId.eq(order_id))
+        .order_by_asc(order_items::Column::Position)
+        .all(conn)
+        .await?)
+}
+
+/// The lines of several orders in one query, by order id, each in `position` order.
+pub async fn lines_by_order<C: ConnectionTrait>(
+    conn: &C,
+    order_ids: Vec<String>,
+) -> AppResult<HashMap<String, Vec<order_items::Model>>> {
     let mut lines: HashMap<String, Vec<order_items::Model>> = HashMap::new();
+    if order_ids.is_empty() {
+        return Ok(lines);
+    }
     for line in order_items::Entity::find()
-        .filter(order_items::Column::OrderId.is_in(rows.iter().map(|o| o.id.clone())))
+        .filter(order_items::Column::OrderId.is_in(order_ids))
         .order_by_asc(order_items::Column::Position)
         .all(conn)
         .await?
     {
         lines.entry(line.order_id.clone()).or_default().push(line);
     }
+    Ok(lines)
+}
+
+/// Views of several orders (in the given order), with their lines in one query.
+pub async fn present_all<C: ConnectionTrait>(
+    conn: &C,
+    rows: Vec<orders::Model>,
+) -> AppResult<Vec<OrderView>> {
+    let mut lines = lines_by_order(conn, rows.iter().map(|o| o.id.clone()).collect()).await?;
     Ok(rows
         .into_iter()
         .map(|o| {

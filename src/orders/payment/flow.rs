@@ -154,27 +154,6 @@ fn gateway_error(error: &ProviderError) -> AppError {
     }
 }
 
-/// The caller's own order; someone else's is 404.
-async fn own_order(state: &AppState, user: &AuthUser, order_id: &str) -> AppResult<orders::Model> {
-    orders::Entity::find_by_id(order_id.to_owned())
-        .one(&state.db)
-        .await?
-        .filter(|o| o.user_id == user.user_id)
-        .ok_or_else(AppError::not_found)
-}
-
-/// The order's lines in position order.
-async fn lines_of<C: ConnectionTrait>(
-    conn: &C,
-    order_id: &str,
-) -> AppResult<Vec<order_items::Model>> {
-    Ok(order_items::Entity::find()
-        .filter(order_items::Column::OrderId.eq(order_id))
-        .order_by_asc(order_items::Column::Position)
-        .all(conn)
-        .await?)
-}
-
 /// The gateway's short order name: the first line, then "외 N건" for the others.
 pub fn order_name(lines: &[order_items::Model]) -> String {
     let goods: Vec<&order_items::Model> = lines
@@ -189,7 +168,7 @@ pub fn order_name(lines: &[order_items::Model]) -> String {
 }
 
 async fn charge_of<C: ConnectionTrait>(conn: &C, order: &orders::Model) -> AppResult<Charge> {
-    let lines = lines_of(conn, &order.id).await?;
+    let lines = view::lines_of(conn, &order.id).await?;
     Ok(Charge {
         order_id: order.id.clone(),
         amount: Money::from_minor(order.total),
@@ -221,7 +200,7 @@ pub async fn pay(
             AppError::invalid_field("provider", "unknown_provider", "is not a payment provider")
         })?,
     };
-    let order = own_order(state, user, order_id).await?;
+    let order = crate::orders::history::own_order(state, &user.user_id, order_id).await?;
     payable(&order, state.clock.now())?;
     let charge = charge_of(&state.db, &order).await?;
     let prepared = provider.prepare(&charge).await.map_err(|e| {
@@ -276,7 +255,7 @@ pub async fn confirm(
     order_id: &str,
     body: ConfirmBody,
 ) -> AppResult<OrderView> {
-    let order = own_order(state, user, order_id).await?;
+    let order = crate::orders::history::own_order(state, &user.user_id, order_id).await?;
     let provider = provider_of(state, &order.id).await?;
     if OrderStatus::from_db(&order.status) == OrderStatus::Confirmed
         && order.payment_provider.as_deref() == Some(provider.name())
@@ -612,7 +591,7 @@ async fn confirmed(
     actor: Option<&str>,
     now: OffsetDateTime,
 ) -> AppResult<Decision> {
-    let lines = lines_of(tx, &order.id).await?;
+    let lines = view::lines_of(tx, &order.id).await?;
     effects::sell(tx, order, lines.iter().any(|l| l.seats.is_some()), now).await?;
     let issued = tickets::issue(tx, state.rng.as_ref(), order, &lines, now).await?;
     mark_payment(
