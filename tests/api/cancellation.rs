@@ -13,20 +13,12 @@ use time::Duration;
 
 use crate::{
     helpers::{TestApp, TestUser, assert_problem},
-    shop::{Shop, address, assert_stock_consistent, cancel, confirm, confirm_with, id, place},
+    shop::{
+        Shop, address, assert_stock_consistent, cancel, confirm, confirm_with, id, place, remaining,
+    },
 };
 
 /// Remaining stock as a signed-in reader sees it (anonymous reads may be a second old).
-async fn remaining(app: &TestApp, token: &str, product_id: &str) -> i64 {
-    let body: Value = app
-        .get_as(&format!("/products/{product_id}"), token)
-        .await
-        .json()
-        .await
-        .expect("json");
-    body["remaining"].as_i64().expect("remaining")
-}
-
 async fn ok_json(response: reqwest::Response) -> Value {
     let status = response.status();
     let body: Value = response.json().await.expect("json");

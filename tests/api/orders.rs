@@ -10,15 +10,8 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{TestApp, assert_problem},
-    shop::{Shop, address, assert_stock_consistent, id, order, place},
+    shop::{Shop, address, assert_stock_consistent, id, order, place, remaining},
 };
-
-async fn remaining(app: &TestApp, product_id: &str) -> i64 {
-    let response = app.get(&format!("/products/{product_id}")).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.expect("json");
-    body["remaining"].as_i64().expect("remaining")
-}
 
 fn errors_of(problem: &Value) -> Vec<(String, String)> {
     problem["errors"]
@@ -81,8 +74,14 @@ async fn a_buyer_orders_tickets_and_delivered_merch_in_one_pending_order() {
     .expect("time");
     assert!(expires > app.state.clock.now());
 
-    assert_eq!(remaining(&app, &ticket).await, 98);
-    assert_eq!(remaining(&app, &id(&stick)).await, 9);
+    assert_eq!(
+        remaining(&app, &shop.organizer.access_token, &ticket).await,
+        98
+    );
+    assert_eq!(
+        remaining(&app, &shop.organizer.access_token, &id(&stick)).await,
+        9
+    );
     let read = app
         .get_as(&format!("/orders/{}", id(&order)), &buyer.access_token)
         .await;
@@ -144,8 +143,15 @@ async fn an_order_is_all_or_nothing_and_names_what_is_sold_out() {
         errors_of(&problem),
         vec![("items[1]".into(), "sold_out".into())]
     );
-    assert_eq!(remaining(&app, &ticket).await, 100, "nothing was taken");
-    assert_eq!(remaining(&app, &poster).await, 1);
+    assert_eq!(
+        remaining(&app, &shop.organizer.access_token, &ticket).await,
+        100,
+        "nothing was taken"
+    );
+    assert_eq!(
+        remaining(&app, &shop.organizer.access_token, &poster).await,
+        1
+    );
     assert_eq!(
         orders::Entity::find()
             .all(&app.state.db)
@@ -318,10 +324,16 @@ async fn merch_sells_from_stock_then_as_a_preorder_and_packages_take_their_parts
     )
     .await;
     assert_eq!(bought["total"], "400000.00");
-    assert_eq!(remaining(&app, &ticket).await, 98);
-    assert_eq!(remaining(&app, &id(&stick)).await, 1);
     assert_eq!(
-        remaining(&app, &id(&package)).await,
+        remaining(&app, &shop.organizer.access_token, &ticket).await,
+        98
+    );
+    assert_eq!(
+        remaining(&app, &shop.organizer.access_token, &id(&stick)).await,
+        1
+    );
+    assert_eq!(
+        remaining(&app, &shop.organizer.access_token, &id(&package)).await,
         1,
         "limited by the light stick"
     );
@@ -399,7 +411,10 @@ async fn a_delivery_needs_an_address_and_a_product_with_options_needs_a_choice()
             "shipping_address.address_lines"
         ]
     );
-    assert_eq!(remaining(&app, &id(&stick)).await, 10);
+    assert_eq!(
+        remaining(&app, &shop.organizer.access_token, &id(&stick)).await,
+        10
+    );
 }
 
 #[tokio::test]
@@ -483,7 +498,10 @@ async fn ugly_order_requests_get_clear_errors_and_take_nothing() {
         .await
         .expect("request");
     assert_problem(not_json, StatusCode::BAD_REQUEST, "malformed_body").await;
-    assert_eq!(remaining(&app, &ticket).await, 10);
+    assert_eq!(
+        remaining(&app, &shop.organizer.access_token, &ticket).await,
+        10
+    );
 }
 
 #[tokio::test]
@@ -666,7 +684,11 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_body() 
     );
     let replay: Value = replay.json().await.expect("json");
     assert_eq!(replay["id"], first["id"]);
-    assert_eq!(remaining(&app, &ticket).await, 8, "one order, not two");
+    assert_eq!(
+        remaining(&app, &shop.organizer.access_token, &ticket).await,
+        8,
+        "one order, not two"
+    );
     let other_body = send("checkout-1", 3).await.expect("request");
     assert_problem(
         other_body,
@@ -723,7 +745,10 @@ async fn an_unpaid_order_expires_once_and_its_stock_and_seats_return() {
         json!([{"product_id": ticket, "quantity": 2}, {"product_id": seated, "quantity": 1, "seat_ids": [seat_ids[0]]}]),
     )
     .await;
-    assert_eq!(remaining(&app, &ticket).await, 8);
+    assert_eq!(
+        remaining(&app, &shop.organizer.access_token, &ticket).await,
+        8
+    );
     let peer = app.spawn_peer().await;
     app.clock.advance(time::Duration::seconds(299));
     assert_eq!(
@@ -749,7 +774,10 @@ async fn an_unpaid_order_expires_once_and_its_stock_and_seats_return() {
         .expect("json");
     assert_eq!(read["status"], "CANCELED");
     assert_eq!(read["cancel_reason"], "EXPIRED");
-    assert_eq!(remaining(&app, &ticket).await, 10);
+    assert_eq!(
+        remaining(&app, &shop.organizer.access_token, &ticket).await,
+        10
+    );
     let seat = seats::Entity::find_by_id(seat_ids[0].clone())
         .one(&app.state.db)
         .await

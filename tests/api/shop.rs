@@ -172,6 +172,15 @@ pub async fn place(app: &TestApp, buyer: &TestUser, items: Value) -> Value {
     value
 }
 
+/// A product's `remaining`, read signed in: anonymous catalog reads are cached for a second, so
+/// they may not show a change made a moment ago.
+pub async fn remaining(app: &TestApp, token: &str, product_id: &str) -> i64 {
+    let response = app.get_as(&format!("/products/{product_id}"), token).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("json");
+    body["remaining"].as_i64().expect("remaining")
+}
+
 /// Asserts that every stock counter equals the sum of its ledger (`audit-stock` finds nothing).
 pub async fn assert_stock_consistent(app: &TestApp) {
     let differences = boxoffice::orders::audit::differences(&app.state.db, None)
