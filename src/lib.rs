@@ -14,6 +14,7 @@ pub mod http;
 pub mod infra;
 pub mod openapi;
 pub mod orders;
+pub mod queue;
 pub mod security;
 
 pub use app::{AppState, Application, BuildOptions};
