@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, IsolationLevel, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    DbErr, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use crate::{config::ServiceUrl, error::AppResult};
@@ -53,7 +53,19 @@ pub async fn connect(
     } else {
         opts.max_connections(pool_max.unwrap_or(32))
             .min_connections(1)
-            .map_sqlx_mysql_opts(|o| o.charset("utf8mb4").timezone(Some("+00:00".into())));
+            .map_sqlx_mysql_opts(|o| o.charset("utf8mb4").timezone(Some("+00:00".into())))
+            // READ COMMITTED as the session default, set once per connection: a per-transaction
+            // `SET TRANSACTION ISOLATION LEVEL` would be one more round trip on every write.
+            .map_sqlx_mysql_pool_opts(|o| {
+                o.after_connect(|conn, _| {
+                    Box::pin(async move {
+                        use sea_orm::sqlx::Executor;
+                        conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                            .await
+                            .map(|_| ())
+                    })
+                })
+            });
     }
     let db = Database::connect(opts)
         .await
@@ -142,10 +154,8 @@ fn write_options(backend: DbBackend) -> TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..Default::default()
         },
-        _ => TransactionOptions {
-            isolation_level: Some(IsolationLevel::ReadCommitted),
-            ..Default::default()
-        },
+        // READ COMMITTED is each MariaDB connection's session default (see `connect`).
+        _ => TransactionOptions::default(),
     }
 }
 

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use super::model::{CancelReason, LineKind, OrderStatus, movement};
 use crate::{
     app::AppState,
+    catalog::model::EventStatus,
     catalog::products::{notify_back_in_stock, stock, store as products},
     db::entities::{order_items, orders},
     error::AppResult,
@@ -34,6 +35,8 @@ pub struct Stamp {
     pub only_if_expired: bool,
     /// Only move the order if its hold still runs at `now` (a payment confirmation).
     pub only_if_unexpired: bool,
+    /// Only move the order if its event is not canceled (a payment confirmation).
+    pub unless_event_canceled: bool,
 }
 
 /// Moves one order from `from` to `to` with one conditional statement; returns whether this
@@ -89,6 +92,13 @@ pub async fn transition<C: ConnectionTrait>(
     if stamp.only_if_unexpired {
         update = update.filter(orders::Column::ExpiresAt.gt(at));
     }
+    if stamp.unless_event_canceled {
+        update = update.filter(Expr::cust_with_values(
+            "NOT EXISTS (SELECT 1 FROM events WHERE events.id = orders.event_id \
+             AND events.status = ?)",
+            [EventStatus::Canceled.as_str()],
+        ));
+    }
     Ok(update.exec(conn).await?.rows_affected == 1)
 }
 
@@ -117,33 +127,43 @@ pub async fn held_stock<C: ConnectionTrait>(
 }
 
 /// A confirmed order's holds become sales: seats `HELD` → `SOLD` (when it has seats), and one
-/// `SALE` ledger row (delta 0) per counter, so reports can tell sold from held.
+/// `SALE` ledger row (delta 0) per counter it holds, so reports can tell sold from held —
+/// written by one `INSERT … SELECT` over the order's own ledger rows, without a read.
 pub async fn sell<C: ConnectionTrait>(
     conn: &C,
     order: &orders::Model,
     has_seats: bool,
     now: OffsetDateTime,
 ) -> AppResult<()> {
+    let backend = conn.get_database_backend();
     if has_seats {
         conn.execute_raw(Statement::from_sql_and_values(
-            conn.get_database_backend(),
+            backend,
             "UPDATE seats SET state = 'SOLD', updated_at = ? WHERE order_id = ? AND state = 'HELD'",
             [to_db(now).into(), order.id.clone().into()],
         ))
         .await?;
     }
-    for stock_id in held_stock(conn, &order.id).await?.keys() {
-        stock::record(
-            conn,
-            &order.event_id,
-            stock_id,
-            0,
-            movement::SALE,
-            Some(&order.id),
-            now,
-        )
-        .await?;
-    }
+    // Ledger ids are opaque; the database makes them here because it alone knows how many
+    // rows the statement writes.
+    let new_id = match backend {
+        DbBackend::MySql => "UUID()",
+        _ => "lower(hex(randomblob(16)))",
+    };
+    conn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "INSERT INTO stock_movements (id, event_id, stock_id, order_id, kind, delta, created_at) \
+             SELECT {new_id}, event_id, stock_id, order_id, ?, 0, ? FROM stock_movements \
+             WHERE order_id = ? GROUP BY event_id, stock_id, order_id HAVING SUM(delta) < 0"
+        ),
+        [
+            movement::SALE.into(),
+            to_db(now).into(),
+            order.id.clone().into(),
+        ],
+    ))
+    .await?;
     Ok(())
 }
 

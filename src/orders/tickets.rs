@@ -294,7 +294,9 @@ pub async fn issue<C: ConnectionTrait>(
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(100).collect();
-        tickets::Entity::insert_many(chunk).exec(conn).await?;
+        tickets::Entity::insert_many(chunk)
+            .exec_without_returning(conn)
+            .await?;
     }
     Ok(count)
 }

@@ -36,7 +36,13 @@ async fn order_until_answered(
     items: Value,
 ) -> (StatusCode, Value) {
     let key = uuid::Uuid::now_v7().to_string();
-    for _ in 0..20 {
+    let mut last = None;
+    for attempt in 0..30u64 {
+        // Back off as a client honouring `Retry-After` would (this is pacing, not a wait for
+        // some effect): a crowd on a loaded machine can exhaust the pool repeatedly.
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20 * attempt.min(10))).await;
+        }
         let sent = app
             .client
             .post(app.url("/orders"))
@@ -53,8 +59,9 @@ async fn order_until_answered(
         if !retry {
             return (status, body);
         }
+        last = Some((status, body));
     }
-    panic!("no answer but 503 after 20 attempts");
+    panic!("no answer but 503 after 30 attempts: {last:?}");
 }
 
 /// Fires every buyer's order at once; returns how many were placed and the refusals' codes.

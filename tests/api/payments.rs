@@ -2,7 +2,7 @@
 
 use boxoffice::{
     catalog::{money::Money, products::stock},
-    db::entities::{audit_log, orders, payments, products, refunds, seats, tickets},
+    db::entities::{orders, payments, products, refunds, seats, stock_movements, tickets},
     orders::{
         expiry,
         payment::{
@@ -269,13 +269,14 @@ async fn confirming_twice_answers_the_same_order_and_captures_once() {
     assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK));
     assert_eq!(captures(&payment_rows(&app, &other).await), 1);
     assert_eq!(ticket_count(&app, &other).await, 3);
-    let paid = audit_log::Entity::find()
-        .filter(audit_log::Column::Action.eq("order.paid"))
-        .filter(audit_log::Column::TargetId.eq(other.clone()))
+    // Sold once: one SALE row in the ledger.
+    let sales = stock_movements::Entity::find()
+        .filter(stock_movements::Column::Kind.eq("SALE"))
+        .filter(stock_movements::Column::OrderId.eq(other.clone()))
         .count(&app.state.db)
         .await
-        .expect("audit");
-    assert_eq!(paid, 1);
+        .expect("ledger");
+    assert_eq!(sales, 1);
     assert_stock_consistent(&app).await;
 }
 
@@ -382,15 +383,20 @@ async fn a_capture_that_lands_after_the_order_ended_is_refunded_and_recorded() {
 
     // What a confirmation does once the gateway answered: the hold ran out meanwhile (the
     // background sweeper may or may not have canceled the order yet).
+    let paying = flow::Paying::load(&app.state.db, &id(&unswept))
+        .await
+        .expect("read")
+        .expect("the order");
     let outcome = flow::settle(
         &app.state,
-        &id(&unswept),
+        &paying,
         "test",
         &Captured {
             provider_ref: format!("test_{}", id(&unswept)),
             amount: Money::from_minor(5_500_000),
         },
         None,
+        app.state.clock.now(),
     )
     .await
     .expect("settle");

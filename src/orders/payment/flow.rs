@@ -9,28 +9,27 @@
 
 use axum::http::{HeaderMap, StatusCode};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, Set,
-    sea_query::Expr,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, Set, Statement, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::provider::{Captured, Charge, PaymentProvider, ProviderError, WebhookEvent};
+use super::provider::{Captured, Charge, ProviderError, WebhookEvent};
 use crate::{
     app::AppState,
     auth::{AuthUser, flows::audit_with_detail},
-    catalog::model::EventStatus,
     catalog::money::Money,
     db::{
         self,
-        entities::{audit_log, events, order_items, orders, payments, refunds, users},
+        entities::{audit_log, order_items, orders, payments, refunds},
     },
     error::{AppError, AppResult},
     infra::{
-        clock::{from_db, to_db},
-        mail::Mail,
+        clock::{from_db, to_db, truncate_micros},
+        mail::{Mail, MailLocale},
     },
     orders::{
         effects::{self, Stamp},
@@ -169,12 +168,106 @@ pub fn order_name(lines: &[order_items::Model]) -> String {
 
 async fn charge_of<C: ConnectionTrait>(conn: &C, order: &orders::Model) -> AppResult<Charge> {
     let lines = view::lines_of(conn, &order.id).await?;
-    Ok(Charge {
+    Ok(charge(order, &lines))
+}
+
+fn charge(order: &orders::Model, lines: &[order_items::Model]) -> Charge {
+    Charge {
         order_id: order.id.clone(),
         amount: Money::from_minor(order.total),
         currency: order.currency.clone(),
-        order_name: order_name(&lines),
-    })
+        order_name: order_name(lines),
+    }
+}
+
+/// Everything settling a capture needs, read in two queries before the gateway is called, so
+/// the settling transaction of an ordinary purchase only writes: the order, its lines, the
+/// buyer (for the mail), the event's title and the order's latest payment attempt.
+#[derive(Clone, Debug)]
+pub struct Paying {
+    /// The order as it was before the gateway was called.
+    pub order: orders::Model,
+    /// Its lines, in position order.
+    pub lines: Vec<order_items::Model>,
+    /// The latest payment attempt: id, provider, status.
+    latest_payment: Option<(String, String, String)>,
+    /// The buyer's address, name and language, unless the account was deleted.
+    buyer: Option<(String, Option<String>, String)>,
+    /// The event's title (for the mail).
+    event_title: String,
+}
+
+impl Paying {
+    /// Reads an order with what settling it needs (`None`: no such order).
+    pub async fn load<C: ConnectionTrait>(conn: &C, order_id: &str) -> AppResult<Option<Self>> {
+        let row = conn
+            .query_one_raw(Statement::from_sql_and_values(
+                conn.get_database_backend(),
+                "SELECT o.*, u.email AS buyer_email, u.name AS buyer_name, \
+                 u.locale AS buyer_locale, u.deleted_at AS buyer_deleted_at, \
+                 e.title AS event_title, p.id AS latest_payment_id, \
+                 p.provider AS latest_payment_provider, p.status AS latest_payment_status \
+                 FROM orders o \
+                 LEFT JOIN users u ON u.id = o.user_id \
+                 LEFT JOIN events e ON e.id = o.event_id \
+                 LEFT JOIN payments p ON p.id = (SELECT q.id FROM payments q \
+                   WHERE q.order_id = o.id ORDER BY q.created_at DESC, q.id DESC LIMIT 1) \
+                 WHERE o.id = ?",
+                [order_id.into()],
+            ))
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let order = orders::Model::from_query_result(&row, "")?;
+        let text = |column: &str| row.try_get::<Option<String>>("", column);
+        let latest_payment = match (
+            text("latest_payment_id")?,
+            text("latest_payment_provider")?,
+            text("latest_payment_status")?,
+        ) {
+            (Some(id), Some(provider), Some(status)) => Some((id, provider, status)),
+            _ => None,
+        };
+        let deleted: Option<time::PrimitiveDateTime> = row.try_get("", "buyer_deleted_at")?;
+        let buyer = match (text("buyer_email")?, text("buyer_locale")?) {
+            (Some(email), Some(locale)) if deleted.is_none() => {
+                Some((email, text("buyer_name")?, locale))
+            }
+            _ => None,
+        };
+        let event_title = text("event_title")?.unwrap_or_default();
+        let lines = view::lines_of(conn, order_id).await?;
+        Ok(Some(Self {
+            order,
+            lines,
+            latest_payment,
+            buyer,
+            event_title,
+        }))
+    }
+
+    /// The order as the settling transaction leaves it when it confirms it (no read-back).
+    fn confirmed(&self, provider: &str, capture: &Captured, now: OffsetDateTime) -> orders::Model {
+        let at = to_db(truncate_micros(now));
+        orders::Model {
+            status: OrderStatus::Confirmed.as_str().to_owned(),
+            payment_provider: Some(provider.to_owned()),
+            payment_ref: Some(capture.provider_ref.clone()),
+            paid_amount: Some(capture.amount.minor()),
+            confirmed_at: Some(at),
+            updated_at: at,
+            ..self.order.clone()
+        }
+    }
+
+    /// The id of the latest attempt if it is a `PREPARED` one of `provider`.
+    fn prepared_with(&self, provider: &str) -> Option<&str> {
+        self.latest_payment
+            .as_ref()
+            .filter(|(_, p, status)| p == provider && status == payment_status::PREPARED)
+            .map(|(id, _, _)| id.as_str())
+    }
 }
 
 /// Whether a payment may start: pending and still held; a canceled or lapsed order is
@@ -231,22 +324,6 @@ pub async fn pay(
     })
 }
 
-/// The gateway of an order's latest payment attempt, or the default one.
-async fn provider_of(
-    state: &AppState,
-    order_id: &str,
-) -> AppResult<std::sync::Arc<dyn PaymentProvider>> {
-    let latest = payments::Entity::find()
-        .filter(payments::Column::OrderId.eq(order_id))
-        .order_by_desc(payments::Column::CreatedAt)
-        .order_by_desc(payments::Column::Id)
-        .one(&state.db)
-        .await?;
-    Ok(latest
-        .and_then(|p| state.payments.get(&p.provider))
-        .unwrap_or_else(|| state.payments.default_provider()))
-}
-
 /// Confirms (captures) the payment of the caller's order and settles it. Idempotent by order:
 /// an order already confirmed with this gateway is answered again, never captured twice.
 pub async fn confirm(
@@ -255,16 +332,25 @@ pub async fn confirm(
     order_id: &str,
     body: ConfirmBody,
 ) -> AppResult<OrderView> {
-    let order = crate::orders::history::own_order(state, &user.user_id, order_id).await?;
-    let provider = provider_of(state, &order.id).await?;
+    let paying = Paying::load(&state.db, order_id)
+        .await?
+        .filter(|p| p.order.user_id == user.user_id)
+        .ok_or_else(AppError::not_found)?;
+    // The gateway of the latest attempt, or the default one.
+    let provider = paying
+        .latest_payment
+        .as_ref()
+        .and_then(|(_, name, _)| state.payments.get(name))
+        .unwrap_or_else(|| state.payments.default_provider());
+    let order = &paying.order;
     if OrderStatus::from_db(&order.status) == OrderStatus::Confirmed
         && order.payment_provider.as_deref() == Some(provider.name())
     {
-        return current_view(state, &order.id).await;
+        return Ok(view::present(paying.order, paying.lines));
     }
     // An order already known to be over is not captured at all (nothing to give back); one
     // that ends while the gateway works is settled as a late payment below.
-    payable(&order, state.clock.now())?;
+    payable(order, state.clock.now())?;
     if !body.provider_payload.is_object() {
         return Err(AppError::invalid_field(
             "provider_payload",
@@ -272,8 +358,8 @@ pub async fn confirm(
             "must be an object",
         ));
     }
-    let charge = charge_of(&state.db, &order).await?;
     // Outside any transaction: a gateway may take seconds.
+    let charge = charge(order, &paying.lines);
     let capture = match provider.confirm(&charge, &body.provider_payload).await {
         Ok(capture) => capture,
         Err(e) => {
@@ -284,23 +370,31 @@ pub async fn confirm(
                 ProviderError::Unavailable(_) => "unavailable",
             };
             metrics::counter!("boxoffice_payments_total", "result" => result).increment(1);
-            record_failure(state, &order, provider.name(), &e).await?;
+            record_failure(state, &paying, provider.name(), &e).await?;
             return Err(gateway_error(&e));
         }
     };
+    // Read after the gateway answered: the hold must still run when we commit.
+    let now = state.clock.now();
     match settle(
         state,
-        &order.id,
+        &paying,
         provider.name(),
         &capture,
         Some(&user.user_id),
+        now,
     )
     .await?
     {
-        Settlement::Paid | Settlement::AlreadyPaid => current_view(state, &order.id).await,
+        // Built from what the transaction wrote: nothing is read back.
+        Settlement::Paid => Ok(view::present(
+            paying.confirmed(provider.name(), &capture, now),
+            paying.lines,
+        )),
+        Settlement::AlreadyPaid => current_view(state, order_id).await,
         Settlement::Refunded | Settlement::AlreadyRefunded => Err(expired()),
         Settlement::Stray => {
-            let view = current_view(state, &order.id).await?;
+            let view = current_view(state, order_id).await?;
             if view.status == OrderStatus::Confirmed {
                 Ok(view)
             } else {
@@ -323,7 +417,7 @@ async fn current_view(state: &AppState, order_id: &str) -> AppResult<OrderView> 
 /// Records a failed attempt on the latest prepared payment row (or a new one).
 async fn record_failure(
     state: &AppState,
-    order: &orders::Model,
+    paying: &Paying,
     provider: &str,
     error: &ProviderError,
 ) -> AppResult<()> {
@@ -333,21 +427,17 @@ async fn record_failure(
         ProviderError::Unavailable(_) => (payment_status::FAILED, "unavailable"),
     };
     let now = state.clock.now();
-    let (order, provider) = (order.clone(), provider.to_owned());
-    db::write_tx(&state.db, |tx| {
-        let (order, provider) = (order.clone(), provider.clone());
-        Box::pin(async move {
-            let attempt = Attempt {
-                provider: &provider,
-                status,
-                provider_ref: None,
-                amount: order.total,
-                failure_code: Some(code),
-            };
-            mark_payment(tx, &order, &attempt, now).await
-        })
-    })
-    .await
+    let order = &paying.order;
+    let prepared = paying.prepared_with(provider);
+    let attempt = Attempt {
+        provider,
+        status,
+        provider_ref: None,
+        amount: order.total,
+        failure_code: Some(code),
+    };
+    // One statement: no transaction needed.
+    mark_payment(&state.db, order, &attempt, prepared, now).await
 }
 
 /// One outcome of a payment attempt, for the `payments` table.
@@ -360,13 +450,20 @@ struct Attempt<'a> {
 }
 
 /// Updates the latest `PREPARED` row of this order and gateway, or inserts one when the buyer
-/// (or a callback) came without `POST /pay`.
+/// (or a callback) came without `POST /pay`. `prepared` is that row's id when the caller read
+/// it already (then it is updated without a lookup, if it is still `PREPARED`).
 async fn mark_payment<C: ConnectionTrait>(
     conn: &C,
     order: &orders::Model,
     attempt: &Attempt<'_>,
+    prepared: Option<&str>,
     now: OffsetDateTime,
 ) -> AppResult<()> {
+    if let Some(id) = prepared
+        && update_payment(conn, id, attempt, now).await?
+    {
+        return Ok(());
+    }
     let prepared = payments::Entity::find()
         .filter(payments::Column::OrderId.eq(order.id.clone()))
         .filter(payments::Column::Provider.eq(attempt.provider))
@@ -376,25 +473,8 @@ async fn mark_payment<C: ConnectionTrait>(
         .one(conn)
         .await?;
     match prepared {
-        Some(row) => {
-            // By id, without reading the row back (one round trip, not two).
-            payments::Entity::update_many()
-                .col_expr(payments::Column::Status, Expr::value(attempt.status))
-                .col_expr(
-                    payments::Column::ProviderRef,
-                    Expr::value(attempt.provider_ref.map(str::to_owned)),
-                )
-                .col_expr(payments::Column::Amount, Expr::value(attempt.amount))
-                .col_expr(
-                    payments::Column::FailureCode,
-                    Expr::value(attempt.failure_code.map(str::to_owned)),
-                )
-                .col_expr(payments::Column::UpdatedAt, Expr::value(to_db(now)))
-                .filter(payments::Column::Id.eq(row.id))
-                .exec(conn)
-                .await?;
-        }
-        None => {
+        Some(row) if update_payment(conn, &row.id, attempt, now).await? => {}
+        _ => {
             payments::Entity::insert(payments::ActiveModel {
                 id: Set(uuid::Uuid::now_v7().to_string()),
                 order_id: Set(order.id.clone()),
@@ -414,6 +494,33 @@ async fn mark_payment<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Sets the outcome on a `PREPARED` payment row by id (one statement, no read-back); false
+/// when the row is no longer `PREPARED`.
+async fn update_payment<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    attempt: &Attempt<'_>,
+    now: OffsetDateTime,
+) -> AppResult<bool> {
+    let updated = payments::Entity::update_many()
+        .col_expr(payments::Column::Status, Expr::value(attempt.status))
+        .col_expr(
+            payments::Column::ProviderRef,
+            Expr::value(attempt.provider_ref.map(str::to_owned)),
+        )
+        .col_expr(payments::Column::Amount, Expr::value(attempt.amount))
+        .col_expr(
+            payments::Column::FailureCode,
+            Expr::value(attempt.failure_code.map(str::to_owned)),
+        )
+        .col_expr(payments::Column::UpdatedAt, Expr::value(to_db(now)))
+        .filter(payments::Column::Id.eq(id))
+        .filter(payments::Column::Status.eq(payment_status::PREPARED))
+        .exec(conn)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
 /// What the settling transaction decided; the gateway is called after its commit.
 enum Decision {
     Paid(OrderChange),
@@ -425,35 +532,34 @@ enum Decision {
 
 /// Settles a capture: confirms the order if it is still pending and held, otherwise gives the
 /// money back. The one code path for `POST /pay/confirm` and gateway callbacks. `actor` is the
-/// buyer (absent for callbacks).
+/// buyer (absent for callbacks); `now` is read after the gateway answered.
 pub async fn settle(
     state: &AppState,
-    order_id: &str,
+    paying: &Paying,
     provider: &str,
     capture: &Captured,
     actor: Option<&str>,
+    now: OffsetDateTime,
 ) -> AppResult<Settlement> {
-    // Read after the gateway answered: the hold must still run when we commit.
-    let now = state.clock.now();
+    let order_id = paying.order.id.as_str();
     let decision = db::write_tx(&state.db, |tx| {
-        let (state, order_id, provider, capture, actor) = (
+        let (state, paying, provider, capture, actor) = (
             state.clone(),
-            order_id.to_owned(),
+            paying.clone(),
             provider.to_owned(),
             capture.clone(),
             actor.map(str::to_owned),
         );
         Box::pin(async move {
-            decide(
-                tx,
-                &state,
-                &order_id,
-                &provider,
-                &capture,
-                actor.as_deref(),
+            let settling = Settling {
+                state: &state,
+                paying: &paying,
+                provider: &provider,
+                capture: &capture,
+                actor: actor.as_deref(),
                 now,
-            )
-            .await
+            };
+            settling.decide(tx).await
         })
     })
     .await?;
@@ -480,202 +586,171 @@ pub async fn settle(
     })
 }
 
-async fn decide(
-    tx: &DatabaseTransaction,
-    state: &AppState,
-    order_id: &str,
-    provider: &str,
-    capture: &Captured,
-    actor: Option<&str>,
+/// One capture being settled inside the settling transaction.
+struct Settling<'a> {
+    state: &'a AppState,
+    paying: &'a Paying,
+    provider: &'a str,
+    capture: &'a Captured,
+    actor: Option<&'a str>,
     now: OffsetDateTime,
-) -> AppResult<Decision> {
-    let order = orders::Entity::find_by_id(order_id.to_owned())
-        .one(tx)
-        .await?
-        .ok_or_else(AppError::not_found)?;
-    if order.payment_ref.as_deref() == Some(capture.provider_ref.as_str()) {
-        // This capture already paid the order (which may have been refunded since).
-        return Ok(Decision::AlreadyPaid);
-    }
-    if capture.amount.minor() != order.total {
-        audit_with_detail(
-            tx,
-            now,
-            actor,
-            "payment.stray_capture",
-            "order",
-            Some(order_id),
-            None,
-            Some(
-                json!({"provider": provider, "provider_ref": capture.provider_ref,
-                        "amount": capture.amount, "reason": "amount_mismatch"}),
-            ),
-        )
-        .await?;
-        return Ok(Decision::Stray {
-            reason: "amount_mismatch",
-        });
-    }
-    // A canceled event sells nothing more, even to a buyer whose checkout raced the
-    // cancellation (checkout reads the catalog from a cache cleared by pub/sub).
-    let event = events::Entity::find_by_id(order.event_id.clone())
-        .one(tx)
-        .await?;
-    let event_canceled = event
-        .as_ref()
-        .is_none_or(|e| EventStatus::from_db(&e.status) == EventStatus::Canceled);
-    if event_canceled {
-        return late(tx, &order, provider, capture, actor, now).await;
-    }
-    let moved = effects::transition(
-        tx,
-        order_id,
-        OrderStatus::Pending,
-        OrderStatus::Confirmed,
-        Stamp {
-            payment: Some((
-                provider.to_owned(),
-                capture.provider_ref.clone(),
-                capture.amount.minor(),
-            )),
-            only_if_unexpired: true,
-            ..Stamp::default()
-        },
-        now,
-    )
-    .await?;
-    if moved {
-        let title = event.map(|e| e.title).unwrap_or_default();
-        return confirmed(tx, state, &order, &title, provider, capture, actor, now).await;
-    }
-    // Someone else moved it first (read again: on MariaDB our first read may be stale).
-    let current = orders::Entity::find_by_id(order_id.to_owned())
-        .one(tx)
-        .await?
-        .ok_or_else(AppError::not_found)?;
-    if current.payment_ref.as_deref() == Some(capture.provider_ref.as_str()) {
-        return Ok(Decision::AlreadyPaid);
-    }
-    if OrderStatus::from_db(&current.status) == OrderStatus::Confirmed {
-        audit_with_detail(
-            tx,
-            now,
-            actor,
-            "payment.stray_capture",
-            "order",
-            Some(order_id),
-            None,
-            Some(
-                json!({"provider": provider, "provider_ref": capture.provider_ref,
-                        "amount": capture.amount, "reason": "already_paid"}),
-            ),
-        )
-        .await?;
-        return Ok(Decision::Stray {
-            reason: "already_paid",
-        });
-    }
-    late(tx, &current, provider, capture, actor, now).await
 }
 
-/// The order moved to `CONFIRMED` in this transaction: sell its holds, issue its tickets,
-/// record the capture, queue the confirmation mail and audit it.
-#[allow(clippy::too_many_arguments)]
-async fn confirmed(
-    tx: &DatabaseTransaction,
-    state: &AppState,
-    order: &orders::Model,
-    event_title: &str,
-    provider: &str,
-    capture: &Captured,
-    actor: Option<&str>,
-    now: OffsetDateTime,
-) -> AppResult<Decision> {
-    let lines = view::lines_of(tx, &order.id).await?;
-    effects::sell(tx, order, lines.iter().any(|l| l.seats.is_some()), now).await?;
-    let issued = tickets::issue(tx, state.rng.as_ref(), order, &lines, now).await?;
-    mark_payment(
-        tx,
-        order,
-        &Attempt {
-            provider,
-            status: payment_status::CAPTURED,
-            provider_ref: Some(&capture.provider_ref),
-            amount: capture.amount.minor(),
-            failure_code: None,
-        },
-        now,
-    )
-    .await?;
-    queue_confirmation(tx, state, order, event_title, &lines, now).await?;
-    audit_with_detail(
-        tx,
-        now,
-        actor,
-        "order.paid",
-        "order",
-        Some(&order.id),
-        None,
-        Some(
-            json!({"provider": provider, "provider_ref": capture.provider_ref,
-                    "amount": capture.amount, "tickets": issued,
-                    "via": if actor.is_some() { "confirm" } else { "webhook" }}),
-        ),
-    )
-    .await?;
-    Ok(Decision::Paid(OrderChange {
-        what: Lifecycle::Paid,
-        order_id: order.id.clone(),
-        event_id: order.event_id.clone(),
-        user_id: order.user_id.clone(),
-        status: OrderStatus::Confirmed,
-    }))
-}
+impl Settling<'_> {
+    /// An audit entry about this capture (strays and late payments only: an ordinary sale is
+    /// recorded by its `payments` row and the order itself).
+    async fn audit(
+        &self,
+        tx: &DatabaseTransaction,
+        action: &str,
+        extra: serde_json::Map<String, Value>,
+    ) -> AppResult<()> {
+        let mut detail = json!({"provider": self.provider,
+            "provider_ref": self.capture.provider_ref, "amount": self.capture.amount});
+        if let Some(map) = detail.as_object_mut() {
+            map.extend(extra);
+        }
+        audit_with_detail(
+            tx,
+            self.now,
+            self.actor,
+            action,
+            "order",
+            Some(&self.paying.order.id),
+            None,
+            Some(detail),
+        )
+        .await
+    }
 
-/// The confirmation mail (buyer's language): the lines, the total and the order's page.
-async fn queue_confirmation(
-    tx: &DatabaseTransaction,
-    state: &AppState,
-    order: &orders::Model,
-    event_title: &str,
-    lines: &[order_items::Model],
-    now: OffsetDateTime,
-) -> AppResult<()> {
-    let Some(user) = users::Entity::find_by_id(order.user_id.clone())
-        .one(tx)
-        .await?
-        .filter(|u| u.deleted_at.is_none())
-    else {
-        return Ok(());
-    };
-    let currency = &order.currency;
-    let summary = lines
-        .iter()
-        .map(|l| match LineKind::from_db(&l.kind) {
-            LineKind::Shipping => {
-                format!("{} — {} {currency}", l.name, Money::from_minor(l.price))
-            }
-            _ => format!(
-                "{} × {} — {} {currency}",
-                l.name,
-                l.quantity,
-                Money::from_minor(l.price)
+    async fn stray(&self, tx: &DatabaseTransaction, reason: &'static str) -> AppResult<Decision> {
+        let mut extra = serde_json::Map::new();
+        extra.insert("reason".into(), reason.into());
+        self.audit(tx, "payment.stray_capture", extra).await?;
+        Ok(Decision::Stray { reason })
+    }
+
+    /// Ordinarily one conditional statement decides (pending, still held, event not canceled)
+    /// and the rest only writes; anything else is looked at again inside the transaction.
+    async fn decide(&self, tx: &DatabaseTransaction) -> AppResult<Decision> {
+        let order = &self.paying.order;
+        let reference = self.capture.provider_ref.as_str();
+        if order.payment_ref.as_deref() == Some(reference) {
+            // This capture already paid the order (which may have been refunded since).
+            return Ok(Decision::AlreadyPaid);
+        }
+        if self.capture.amount.minor() != order.total {
+            return self.stray(tx, "amount_mismatch").await;
+        }
+        let moved = effects::transition(
+            tx,
+            &order.id,
+            OrderStatus::Pending,
+            OrderStatus::Confirmed,
+            Stamp {
+                payment: Some((
+                    self.provider.to_owned(),
+                    reference.to_owned(),
+                    self.capture.amount.minor(),
+                )),
+                only_if_unexpired: true,
+                // A canceled event sells nothing more, even to a buyer whose checkout raced
+                // the cancellation (checkout reads the catalog from a cache).
+                unless_event_canceled: true,
+                ..Stamp::default()
+            },
+            self.now,
+        )
+        .await?;
+        if moved {
+            return self.confirmed(tx).await;
+        }
+        // Someone else moved it first, it ran out, or its event was canceled (read again: the
+        // first read was before the gateway call).
+        let current = orders::Entity::find_by_id(order.id.clone())
+            .one(tx)
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        if current.payment_ref.as_deref() == Some(reference) {
+            return Ok(Decision::AlreadyPaid);
+        }
+        if OrderStatus::from_db(&current.status) == OrderStatus::Confirmed {
+            return self.stray(tx, "already_paid").await;
+        }
+        self.late(tx, &current).await
+    }
+
+    /// The order moved to `CONFIRMED` in this transaction: sell its holds, issue its tickets,
+    /// record the capture and queue the confirmation mail — writes only.
+    async fn confirmed(&self, tx: &DatabaseTransaction) -> AppResult<Decision> {
+        let (order, lines) = (&self.paying.order, &self.paying.lines);
+        effects::sell(tx, order, lines.iter().any(|l| l.seats.is_some()), self.now).await?;
+        tickets::issue(tx, self.state.rng.as_ref(), order, lines, self.now).await?;
+        mark_payment(
+            tx,
+            order,
+            &Attempt {
+                provider: self.provider,
+                status: payment_status::CAPTURED,
+                provider_ref: Some(&self.capture.provider_ref),
+                amount: self.capture.amount.minor(),
+                failure_code: None,
+            },
+            self.paying.prepared_with(self.provider),
+            self.now,
+        )
+        .await?;
+        self.queue_confirmation(tx).await?;
+        Ok(Decision::Paid(OrderChange {
+            what: Lifecycle::Paid,
+            order_id: order.id.clone(),
+            event_id: order.event_id.clone(),
+            user_id: order.user_id.clone(),
+            status: OrderStatus::Confirmed,
+        }))
+    }
+
+    /// The confirmation mail (buyer's language): the lines, the total and the order's page.
+    async fn queue_confirmation(&self, tx: &DatabaseTransaction) -> AppResult<()> {
+        let Some((email, name, locale)) = &self.paying.buyer else {
+            return Ok(());
+        };
+        let order = &self.paying.order;
+        let currency = &order.currency;
+        let summary = self
+            .paying
+            .lines
+            .iter()
+            .map(|l| match LineKind::from_db(&l.kind) {
+                LineKind::Shipping => {
+                    format!("{} — {} {currency}", l.name, Money::from_minor(l.price))
+                }
+                _ => format!(
+                    "{} × {} — {} {currency}",
+                    l.name,
+                    l.quantity,
+                    Money::from_minor(l.price)
+                ),
+            })
+            .collect();
+        let mail = Mail::OrderConfirmed {
+            name: name.clone().unwrap_or_default(),
+            event_title: self.paying.event_title.clone(),
+            order_id: order.id.clone(),
+            lines: summary,
+            total: format!("{} {currency}", Money::from_minor(order.total)),
+            url: format!(
+                "{}/account/orders/{}",
+                self.state.config.public_url.as_str().trim_end_matches('/'),
+                order.id
             ),
-        })
-        .collect();
-    let mail = Mail::OrderConfirmed {
-        name: user.name.clone().unwrap_or_default(),
-        event_title: event_title.to_owned(),
-        order_id: order.id.clone(),
-        lines: summary,
-        total: format!("{} {currency}", Money::from_minor(order.total)),
-        url: format!(
-            "{}/account/orders/{}",
-            state.config.public_url.as_str().trim_end_matches('/'),
-            order.id
-        ),
-    };
-    crate::auth::flows::mail_user(tx, now, &user, &mail).await
+        };
+        crate::infra::mail::enqueue(tx, self.now, email, MailLocale::from_tag(locale), &mail).await
+    }
+
+    async fn late(&self, tx: &DatabaseTransaction, order: &orders::Model) -> AppResult<Decision> {
+        late(tx, order, self.provider, self.capture, self.actor, self.now).await
+    }
 }
 
 /// The order had ended before this capture could confirm it: record a `LATE_PAYMENT` refund
@@ -740,6 +815,7 @@ async fn late(
             amount: capture.amount.minor(),
             failure_code: Some("late_payment"),
         },
+        None,
         now,
     )
     .await?;
@@ -808,25 +884,23 @@ pub async fn webhook(
     })?;
     let result = match event {
         WebhookEvent::Captured { order_id, capture } => {
-            let known = orders::Entity::find_by_id(order_id.clone())
-                .one(&state.db)
-                .await?
-                .is_some();
-            if !known {
-                tracing::warn!(
-                    provider = provider_name,
-                    order_id,
-                    "capture for an unknown order"
-                );
-                WebhookResult::Unchanged
-            } else {
-                match settle(state, &order_id, provider.name(), &capture, None).await? {
+            let paying = Paying::load(&state.db, &order_id).await?;
+            if let Some(paying) = paying {
+                let now = state.clock.now();
+                match settle(state, &paying, provider.name(), &capture, None, now).await? {
                     Settlement::Paid => WebhookResult::Confirmed,
                     Settlement::Refunded | Settlement::Stray => WebhookResult::Refunded,
                     Settlement::AlreadyPaid | Settlement::AlreadyRefunded => {
                         WebhookResult::Unchanged
                     }
                 }
+            } else {
+                tracing::warn!(
+                    provider = provider_name,
+                    order_id,
+                    "capture for an unknown order"
+                );
+                WebhookResult::Unchanged
             }
         }
         WebhookEvent::Canceled {
