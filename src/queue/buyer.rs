@@ -216,7 +216,14 @@ pub async fn join(
             extra: now_ms.to_string(),
         },
     );
-    Ok(present(state, &queue, &user.user_id, joined.standing, token, now_ms))
+    Ok(present(
+        state,
+        &queue,
+        &user.user_id,
+        joined.standing,
+        token,
+        now_ms,
+    ))
 }
 
 /// Who a status, leave or ws-ticket call is for: `X-Queue-Token` (no JWT work) or the user.
@@ -273,7 +280,8 @@ pub async fn status(state: &AppState, asker: &Asker, event_id: &str) -> AppResul
         .await
         .map_err(room_error)?
         .ok_or_else(not_in_queue)?;
-    if let (Standing::Admitted { expires_at_ms, .. }, Some(joined)) = (&standing, asker.joined_at_ms)
+    if let (Standing::Admitted { expires_at_ms, .. }, Some(joined)) =
+        (&standing, asker.joined_at_ms)
     {
         observe_admission_wait(state, &queue, &asker.user_id, joined, *expires_at_ms);
     }
@@ -287,7 +295,14 @@ pub async fn status(state: &AppState, asker: &Asker, event_id: &str) -> AppResul
             extra: asker.joined_at_ms.unwrap_or(now_ms).to_string(),
         },
     );
-    Ok(present(state, &queue, &asker.user_id, standing, token, now_ms))
+    Ok(present(
+        state,
+        &queue,
+        &asker.user_id,
+        standing,
+        token,
+        now_ms,
+    ))
 }
 
 /// Records how long an admitted user waited, once per user and instance.
@@ -306,10 +321,10 @@ fn observe_admission_wait(
     let admitted_at = expires_at_ms - queue.rules.admission_ttl_ms;
     // The pre-queue waits from the opening, not from joining.
     let started = joined_at_ms.max(queue.rules.sale_opens_at_ms);
-    state
-        .queue
-        .hub
-        .observe_wait(&queue.event_id, admitted_at.saturating_sub(started).max(0) as u64);
+    state.queue.hub.observe_wait(
+        &queue.event_id,
+        admitted_at.saturating_sub(started).max(0) as u64,
+    );
 }
 
 /// `DELETE /queue/leave`: frees the place or slot at once.
@@ -364,7 +379,12 @@ pub async fn socket_ticket(
 }
 
 /// The admission token of a slot.
-pub fn admission_token(state: &AppState, user_id: &str, event_id: &str, expires_at_ms: i64) -> String {
+pub fn admission_token(
+    state: &AppState,
+    user_id: &str,
+    event_id: &str,
+    expires_at_ms: i64,
+) -> String {
     tokens::sign(
         &state.secrets.queue_token,
         Kind::Admission,

@@ -99,7 +99,8 @@ mod tests {
         headers.insert(POW_HEADER, nonce.parse().expect("header value"));
         assert!(pow.check(&headers, "u", "e").is_ok());
         assert!(
-            pow.check(&headers, "other-user", "e").is_err() || pow.solves("other-user", "e", &nonce)
+            pow.check(&headers, "other-user", "e").is_err()
+                || pow.solves("other-user", "e", &nonce)
         );
     }
 }

@@ -61,11 +61,15 @@ impl CheckoutGate for AdmissionGate {
             })?;
         let claims = tokens::verify(&state.secrets.queue_token, Kind::Admission, token, now_ms)
             .map_err(|r| match r {
-                tokens::Refusal::Expired => refused("Your admission has expired; join the queue again."),
+                tokens::Refusal::Expired => {
+                    refused("Your admission has expired; join the queue again.")
+                }
                 tokens::Refusal::Invalid => refused("The admission token is not valid."),
             })?;
         if claims.user_id != user.user_id || claims.event_id != event.id {
-            return Err(refused("This admission token is not yours or not for this event."));
+            return Err(refused(
+                "This admission token is not yours or not for this event.",
+            ));
         }
         let active = state
             .queue
@@ -102,7 +106,9 @@ impl OrderLifecycle for ReleaseSlot {
         let room = &state.queue.room;
         let now_ms = ms(state.clock.now());
         if change.what == Lifecycle::Paid
-            && let Ok(Some(expires)) = room.admission(&queue.event_id, &change.user_id, now_ms).await
+            && let Ok(Some(expires)) = room
+                .admission(&queue.event_id, &change.user_id, now_ms)
+                .await
         {
             let admitted_at = expires - queue.rules.admission_ttl_ms;
             metrics::histogram!(
@@ -121,7 +127,9 @@ impl OrderLifecycle for ReleaseSlot {
                 publish(state, messages::GONE, &gone).await;
             }
             Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "could not release an admission slot; it expires on its own"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not release an admission slot; it expires on its own")
+            }
         }
     }
 }

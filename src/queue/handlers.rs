@@ -70,7 +70,9 @@ pub async fn get_queue(
     RequireRole(user, _): RequireRole<Organizer>,
     ApiPath(id): ApiPath<String>,
 ) -> AppResult<ApiJson<QueueView>> {
-    Ok(ApiJson(settings::get(&state, &Viewer::from(&user), &id).await?))
+    Ok(ApiJson(
+        settings::get(&state, &Viewer::from(&user), &id).await?,
+    ))
 }
 
 /// Stops admitting (joins and status keep working; sockets are told `paused`).
@@ -158,7 +160,12 @@ pub async fn status(
     user: Option<AuthUser>,
     ApiQuery(query): ApiQuery<EventQuery>,
 ) -> AppResult<ApiJson<PlaceView>> {
-    let asker = buyer::asker(&state, queue_token(&headers), user.as_ref(), &query.event_id)?;
+    let asker = buyer::asker(
+        &state,
+        queue_token(&headers),
+        user.as_ref(),
+        &query.event_id,
+    )?;
     Ok(ApiJson(
         buyer::status(&state, &asker, &query.event_id).await?,
     ))
@@ -175,7 +182,12 @@ pub async fn leave(
     user: Option<AuthUser>,
     ApiQuery(query): ApiQuery<EventQuery>,
 ) -> AppResult<StatusCode> {
-    let asker = buyer::asker(&state, queue_token(&headers), user.as_ref(), &query.event_id)?;
+    let asker = buyer::asker(
+        &state,
+        queue_token(&headers),
+        user.as_ref(),
+        &query.event_id,
+    )?;
     buyer::leave(&state, &asker, &query.event_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

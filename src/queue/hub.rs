@@ -123,12 +123,12 @@ impl Hub {
     /// Removes a socket.
     pub fn unregister(&self, event_id: &str, user_id: &str, id: u64) {
         let mut rooms = self.rooms();
-        if let Some(room) = rooms.get_mut(event_id) {
-            if let Some(list) = room.sockets.get_mut(user_id) {
-                list.retain(|s| s.id != id);
-                if list.is_empty() {
-                    room.sockets.remove(user_id);
-                }
+        if let Some(room) = rooms.get_mut(event_id)
+            && let Some(list) = room.sockets.get_mut(user_id)
+        {
+            list.retain(|s| s.id != id);
+            if list.is_empty() {
+                room.sockets.remove(user_id);
             }
         }
     }

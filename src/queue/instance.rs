@@ -28,7 +28,10 @@ pub async fn listen(state: AppState) {
         match msg {
             Ok(msg) => handle(&state, &msg.channel, &msg.payload).await,
             Err(RecvError::Lagged(n)) => {
-                tracing::warn!(missed = n, "queue listener lagged; positions catch up next second");
+                tracing::warn!(
+                    missed = n,
+                    "queue listener lagged; positions catch up next second"
+                );
             }
             Err(RecvError::Closed) => return,
         }

@@ -5,8 +5,7 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use moka::sync::Cache;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
-    sea_query::OnConflict,
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, sea_query::OnConflict,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -424,22 +423,27 @@ pub async fn put_vips(
     ids.dedup();
     let now = to_db(state.clock.now());
     let event_key = event.id.clone();
-    let tx = state.db.begin().await?;
-    event_queue_vips::Entity::delete_many()
-        .filter(event_queue_vips::Column::EventId.eq(event_key.as_str()))
-        .exec(&tx)
-        .await?;
-    for chunk in ids.chunks(500) {
-        let rows = chunk.iter().map(|user_id| event_queue_vips::ActiveModel {
-            event_id: Set(event_key.clone()),
-            user_id: Set(user_id.clone()),
-            created_at: Set(now),
-        });
-        event_queue_vips::Entity::insert_many(rows)
-            .exec_without_returning(&tx)
-            .await?;
-    }
-    tx.commit().await?;
+    crate::db::write_tx(&state.db, |tx| {
+        let (event_key, ids) = (event_key.clone(), ids.clone());
+        Box::pin(async move {
+            event_queue_vips::Entity::delete_many()
+                .filter(event_queue_vips::Column::EventId.eq(event_key.as_str()))
+                .exec(tx)
+                .await?;
+            for chunk in ids.chunks(500) {
+                let rows = chunk.iter().map(|user_id| event_queue_vips::ActiveModel {
+                    event_id: Set(event_key.clone()),
+                    user_id: Set(user_id.clone()),
+                    created_at: Set(now),
+                });
+                event_queue_vips::Entity::insert_many(rows)
+                    .exec_without_returning(tx)
+                    .await?;
+            }
+            Ok(())
+        })
+    })
+    .await?;
     changed(state, &event.id).await;
     view(state, &event).await
 }

@@ -158,7 +158,8 @@ async fn tick_event(state: &AppState, event_id: &str, ticker: &mut EventTicker, 
         metrics::gauge!("boxoffice_queue_waiting", "event" => event_id.to_owned(), "lane" => lane_name(*lane))
             .set(*waiting as f64);
     }
-    metrics::gauge!("boxoffice_queue_active", "event" => event_id.to_owned()).set(tick.active as f64);
+    metrics::gauge!("boxoffice_queue_active", "event" => event_id.to_owned())
+        .set(tick.active as f64);
     if ticker.last_published.as_ref() != Some(&progress) {
         publish(state, messages::PROGRESS, &progress).await;
         ticker.last_published = Some(progress);

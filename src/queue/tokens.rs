@@ -136,6 +136,9 @@ mod tests {
         );
         let forged = token.replacen("q1.", "q1.x", 1);
         assert_eq!(verify(&key, Kind::Queue, &forged, 0), Err(Refusal::Invalid));
-        assert_eq!(verify(&key, Kind::Queue, "garbage", 0), Err(Refusal::Invalid));
+        assert_eq!(
+            verify(&key, Kind::Queue, "garbage", 0),
+            Err(Refusal::Invalid)
+        );
     }
 }

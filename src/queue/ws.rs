@@ -239,7 +239,10 @@ async fn refresh(state: &AppState, queue: &EventQueue, user_id: &str, id: u64) {
         .status(&queue.event_id, user_id, &queue.rules, now_ms)
         .await
     {
-        state.queue.hub.set_position(&queue.event_id, user_id, id, p);
+        state
+            .queue
+            .hub
+            .set_position(&queue.event_id, user_id, id, p);
     }
 }
 
