@@ -12,6 +12,7 @@ pub mod memory;
 pub mod messages;
 pub mod pace;
 pub mod ranked;
+pub mod redis;
 pub mod room;
 pub mod settings;
 pub mod ticker;
@@ -32,13 +33,15 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::infra::redis::RedisHandle;
 
 pub use memory::MemoryRoom;
+pub use redis::RedisRoom;
 pub use room::WaitingRoom;
 
 /// The waiting room backend for this deployment: Redis when configured, else in process.
 pub fn build(redis: Option<&RedisHandle>) -> Arc<dyn WaitingRoom> {
-    // The Redis backend lands in the next commit; until then every deployment queues in process.
-    let _ = redis;
-    Arc::new(MemoryRoom::new())
+    match redis {
+        Some(handle) => Arc::new(RedisRoom::new(handle.clone())),
+        None => Arc::new(MemoryRoom::new()),
+    }
 }
 
 /// The waiting room's per-instance parts, held in the application state.
