@@ -133,21 +133,36 @@ impl Hub {
         }
     }
 
-    /// Records an exact position read by a socket task.
-    pub fn set_position(&self, event_id: &str, user_id: &str, id: u64, position: u64) {
+    /// Records an exact position read by a socket task; returns the position to push now (the
+    /// next progress message may be a while: it is sent only when something changed).
+    pub fn set_position(
+        &self,
+        event_id: &str,
+        user_id: &str,
+        id: u64,
+        position: u64,
+    ) -> Option<Push> {
         let mut rooms = self.rooms();
-        let Some(room) = rooms.get_mut(event_id) else {
-            return;
-        };
+        let room = rooms.get_mut(event_id)?;
         let at_by_lane = room.lane_admitted;
-        if let Some(s) = room
+        let rate = room.progress.as_ref();
+        let s = room
             .sockets
             .get_mut(user_id)
-            .and_then(|l| l.iter_mut().find(|s| s.id == id))
-        {
-            s.base = Some((position, at_by_lane[lane_index(s.lane)]));
-            s.refreshing = false;
+            .and_then(|l| l.iter_mut().find(|s| s.id == id))?;
+        s.base = Some((position, at_by_lane[lane_index(s.lane)]));
+        s.refreshing = false;
+        let ahead = position.saturating_sub(1);
+        let ahead = s.last_ahead.map_or(ahead, |last| ahead.min(last));
+        if s.last_ahead == Some(ahead) {
+            return None;
         }
+        s.last_ahead = Some(ahead);
+        Some(Push::Position {
+            position: ahead + 1,
+            ahead,
+            eta_seconds: rate.and_then(|p| eta(ahead, p.lane_rate(s.lane))),
+        })
     }
 
     /// Pushes positions (and `paused`) after a progress message.

@@ -210,7 +210,11 @@ async fn serve(
                     close(&mut ws, &push).await;
                     ok = false;
                 }
-                Some(Command::Refresh) => refresh(&state, &queue, &user_id, id).await,
+                Some(Command::Refresh) => {
+                    if let Some(push) = refresh(&state, &queue, &user_id, id).await {
+                        ok = send(&mut ws, &push).await;
+                    }
+                }
                 None => ok = false,
             },
             incoming = ws.recv() => match incoming {
@@ -228,21 +232,23 @@ async fn serve(
     metrics::gauge!("boxoffice_queue_websockets_open").decrement(1.0);
 }
 
-/// Reads the exact position (pre-queue members once the sale opened) and tells the hub.
-async fn refresh(state: &AppState, queue: &EventQueue, user_id: &str, id: u64) {
+/// Reads the exact position (pre-queue members once the sale opened) and tells the hub;
+/// returns the position to push.
+async fn refresh(state: &AppState, queue: &EventQueue, user_id: &str, id: u64) -> Option<Push> {
     let now_ms = ms(state.clock.now());
-    if let Ok(Some(Standing::Waiting {
-        position: Some(p), ..
-    })) = state
+    match state
         .queue
         .room
         .status(&queue.event_id, user_id, &queue.rules, now_ms)
         .await
     {
-        state
+        Ok(Some(Standing::Waiting {
+            position: Some(p), ..
+        })) => state
             .queue
             .hub
-            .set_position(&queue.event_id, user_id, id, p);
+            .set_position(&queue.event_id, user_id, id, p),
+        _ => None,
     }
 }
 

@@ -349,3 +349,42 @@ async fn without_redis_queue_calls_answer_503_and_recover_when_it_returns() {
     let second = join(&peer, &buyers[1], &shop.event_id).await;
     assert_eq!(second["position"], 2);
 }
+
+#[tokio::test]
+async fn a_pre_queue_socket_learns_its_place_when_the_sale_opens() {
+    let app = TestApp::spawn().await;
+    let opens = (app.state.clock.now() + time::Duration::minutes(10))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    let shop = crate::shop::Shop::open_with(&app, json!({ "sale_open_at": opens })).await;
+    let now = app
+        .state
+        .clock
+        .now()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    let response = crate::queue::put_settings(
+        &app,
+        &shop,
+        // A timeout longer than the clock's jump: nobody is dropped for the minutes skipped.
+        &json!({"enabled": true, "capacity": 10, "admit_per_second": 1, "pre_queue_opens_at": now,
+                "heartbeat_timeout_seconds": 3600}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let buyers = app.buyers(2).await;
+    join(&app, &buyers[0], &shop.event_id).await;
+    let place = join(&app, &buyers[1], &shop.event_id).await;
+    assert!(place["position"].is_null());
+    let mut socket = connect(&app, &shop.event_id, &token(&place)).await;
+    app.clock.advance(time::Duration::minutes(11));
+    // The opening admits one of the two (the pre-queue order is random): either this member
+    // hears its place, or that it is in.
+    let message = next(&mut socket).await;
+    let exact = status(&app, &shop.event_id, &token(&place)).await;
+    match message["type"].as_str() {
+        Some("position") => assert_eq!(message["position"], exact["position"], "{exact}"),
+        Some("admitted") => assert_eq!(exact["status"], "ADMITTED"),
+        _ => panic!("unexpected {message}"),
+    }
+}
