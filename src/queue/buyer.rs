@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::{
     messages::{self, Gone, GoneReason, eta},
     room::{Lane, RoomError, Standing},
-    settings::{self, EventQueue, from_ms, ms},
+    settings::{self, EventQueue, Lookup, from_ms, ms},
     tokens::{self, Claims, Kind},
 };
 use crate::{
@@ -123,9 +123,11 @@ fn not_enabled() -> AppError {
 
 /// The event's queue if it is on and public, else 404 / 409 `queue_not_enabled`.
 pub async fn enabled_queue(state: &AppState, event_id: &str) -> AppResult<Arc<EventQueue>> {
-    let queue = settings::load(state, event_id)
-        .await?
-        .ok_or_else(|| not_found_or_disabled(state, event_id))?;
+    let queue = match settings::lookup(state, event_id).await? {
+        Lookup::NoEvent | Lookup::NoQueue { draft: true } => return Err(AppError::not_found()),
+        Lookup::NoQueue { draft: false } => return Err(not_enabled()),
+        Lookup::Queue(queue) => queue,
+    };
     if queue.status == EventStatus::Draft {
         return Err(AppError::not_found());
     }
@@ -133,15 +135,6 @@ pub async fn enabled_queue(state: &AppState, event_id: &str) -> AppResult<Arc<Ev
         return Err(not_enabled());
     }
     Ok(queue)
-}
-
-fn not_found_or_disabled(_state: &AppState, event_id: &str) -> AppError {
-    // An id that cannot be ours is plainly unknown; a real event without settings has no queue.
-    if uuid::Uuid::parse_str(event_id).is_err() {
-        AppError::not_found()
-    } else {
-        not_enabled()
-    }
 }
 
 /// Which lane a user stands in.

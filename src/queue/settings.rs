@@ -128,10 +128,34 @@ impl EventQueue {
     }
 }
 
-/// The per-instance rules cache: `None` is cached too (no queue for this event), so unknown or
+/// What an event id names, as far as the queue is concerned.
+#[derive(Clone, Debug)]
+pub enum Lookup {
+    /// No such event (or not an id at all).
+    NoEvent,
+    /// An event without queue settings.
+    NoQueue {
+        /// Drafts are visible to their organizer only.
+        draft: bool,
+    },
+    /// The event's queue.
+    Queue(Arc<EventQueue>),
+}
+
+impl Lookup {
+    /// The queue, if the event has one.
+    pub fn queue(self) -> Option<Arc<EventQueue>> {
+        match self {
+            Lookup::Queue(q) => Some(q),
+            _ => None,
+        }
+    }
+}
+
+/// The per-instance rules cache: misses are cached too (no such event, no queue), so unknown or
 /// hostile ids cost one lookup per few seconds, not one per request.
 #[derive(Clone)]
-pub struct RulesCache(Cache<String, Option<Arc<EventQueue>>>);
+pub struct RulesCache(Cache<String, Lookup>);
 
 impl Default for RulesCache {
     fn default() -> Self {
@@ -158,31 +182,38 @@ impl RulesCache {
 
 /// The event's queue, from the cache or the database. `None`: no such event or no settings.
 pub async fn load(state: &AppState, event_id: &str) -> AppResult<Option<Arc<EventQueue>>> {
+    Ok(lookup(state, event_id).await?.queue())
+}
+
+/// What the id names, from the cache or the database.
+pub async fn lookup(state: &AppState, event_id: &str) -> AppResult<Lookup> {
     let cache = &state.queue.rules;
     if let Some(hit) = cache.0.get(event_id) {
         return Ok(hit);
     }
-    let loaded = read(state, event_id).await?.map(Arc::new);
-    cache.0.insert(event_id.to_owned(), loaded.clone());
-    Ok(loaded)
+    let found = read(state, event_id).await?;
+    cache.0.insert(event_id.to_owned(), found.clone());
+    Ok(found)
 }
 
-async fn read(state: &AppState, event_id: &str) -> AppResult<Option<EventQueue>> {
+async fn read(state: &AppState, event_id: &str) -> AppResult<Lookup> {
     // Anything that is not one of our ids cannot name an event; skip the database.
     if uuid::Uuid::parse_str(event_id).is_err() {
-        return Ok(None);
+        return Ok(Lookup::NoEvent);
     }
     let Some(event) = events::Entity::find_by_id(event_id.to_owned())
         .one(&state.db)
         .await?
     else {
-        return Ok(None);
+        return Ok(Lookup::NoEvent);
     };
     let Some(row) = event_queues::Entity::find_by_id(event_id.to_owned())
         .one(&state.db)
         .await?
     else {
-        return Ok(None);
+        return Ok(Lookup::NoQueue {
+            draft: EventStatus::from_db(&event.status) == EventStatus::Draft,
+        });
     };
     let vips = event_queue_vips::Entity::find()
         .filter(event_queue_vips::Column::EventId.eq(event_id))
@@ -191,7 +222,7 @@ async fn read(state: &AppState, event_id: &str) -> AppResult<Option<EventQueue>>
         .into_iter()
         .map(|v| v.user_id)
         .collect();
-    Ok(Some(assemble(&event, &row, vips)))
+    Ok(Lookup::Queue(Arc::new(assemble(&event, &row, vips))))
 }
 
 fn assemble(event: &events::Model, row: &event_queues::Model, vips: HashSet<String>) -> EventQueue {

@@ -478,11 +478,7 @@ async fn ugly_queue_inputs_get_clean_errors() {
                 &json!({ "event_id": bad }),
             )
             .await;
-        let code = response.status();
-        assert!(
-            code == StatusCode::NOT_FOUND || code == StatusCode::CONFLICT,
-            "{bad:?}: {code}"
-        );
+        assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
     }
     let no_body = app
         .post_as("/queue/join", &buyer.access_token, &json!({}))
