@@ -31,7 +31,8 @@ pub fn mysql_base_url() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-fn redis_url() -> Option<String> {
+/// The Redis the tests share, if any (`BOXOFFICE_TEST_REDIS_URL`).
+pub fn redis_url() -> Option<String> {
     std::env::var("BOXOFFICE_TEST_REDIS_URL")
         .ok()
         .filter(|s| !s.is_empty())

@@ -19,6 +19,7 @@ mod orders;
 mod password_reset;
 mod payments;
 mod products;
+mod queue_room;
 mod rate_limits;
 mod reports;
 mod seat_maps;
