@@ -31,7 +31,7 @@ pub fn mysql_base_url() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// The Redis the tests share, if any (`BOXOFFICE_TEST_REDIS_URL`).
+/// The Redis the tests run against, if any.
 pub fn redis_url() -> Option<String> {
     std::env::var("BOXOFFICE_TEST_REDIS_URL")
         .ok()
