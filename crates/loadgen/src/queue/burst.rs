@@ -199,7 +199,7 @@ async fn fill(handle: &RedisHandle, event_id: &str, count: usize, workers: u32) 
                 let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
                 room.join(
                     &event_id,
-                    &format!("fill-{i:07}"),
+                    &synthetic_user(i),
                     Lane::Normal,
                     "10.0.0.1",
                     &rules,
@@ -217,6 +217,11 @@ async fn fill(handle: &RedisHandle, event_id: &str, count: usize, workers: u32) 
         added += done??;
     }
     Ok(added)
+}
+
+/// A user id as long as the real ones (UUIDs), so the memory per waiter is the real one.
+fn synthetic_user(i: usize) -> String {
+    format!("00000000-0000-7000-8000-{i:012}")
 }
 
 /// Removes the run's queue from Redis without blocking it (UNLINK frees in the background).
