@@ -138,8 +138,10 @@ impl EventRoom {
         true
     }
 
+    /// Unexpired slots: all of them minus the few that ran out and were not swept yet.
     fn active(&self, now_ms: i64) -> u64 {
-        self.by_expiry.range((now_ms + 1, String::new())..).count() as u64
+        let ran_out = self.by_expiry.range(..(now_ms + 1, String::new())).count();
+        (self.admitted.len() - ran_out) as u64
     }
 
     fn heads(&self) -> Vec<(Lane, Option<u64>, u64)> {

@@ -3,14 +3,20 @@
 //! key of an event's scripts carries the `{ev:ID}` hash tag so the event lives on one shard
 //! of a Redis Cluster.
 
+use std::{future::Future, time::Duration};
+
 use async_trait::async_trait;
-use redis::{Script, ScriptInvocation};
+use redis::{RedisResult, Script, ScriptInvocation};
 
 use super::{
     pace,
     room::{Joined, Lane, RoomError, RoomRules, RoomStats, Standing, Tick, WaitingRoom},
 };
 use crate::infra::redis::RedisHandle;
+
+/// Longest wait for one call. While Redis is away the connection manager keeps retrying for
+/// many seconds; a waiting buyer should get a quick 503 instead of a hung request.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 macro_rules! script {
     ($file:literal) => {
@@ -85,12 +91,18 @@ impl RedisRoom {
         call: &ScriptInvocation<'_>,
     ) -> Result<T, RoomError> {
         let mut conn = self.redis.conn.clone();
-        call.invoke_async(&mut conn).await.map_err(unavailable)
+        bounded(call.invoke_async(&mut conn)).await
     }
 }
 
-fn unavailable(error: redis::RedisError) -> RoomError {
-    RoomError::Unavailable(error.to_string())
+/// One round trip, bounded by `CALL_TIMEOUT`, with Redis failures as `Unavailable`.
+async fn bounded<T>(call: impl Future<Output = RedisResult<T>>) -> Result<T, RoomError> {
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(answer) => answer.map_err(|e| RoomError::Unavailable(e.to_string())),
+        Err(_) => Err(RoomError::Unavailable(
+            "no answer from Redis in time".into(),
+        )),
+    }
 }
 
 fn lane_of(tag: &str) -> Lane {
@@ -204,7 +216,7 @@ impl WaitingRoom for RedisRoom {
             cmd.ignore();
         }
         let mut conn = self.redis.conn.clone();
-        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+        bounded(pipe.query_async::<()>(&mut conn)).await
     }
 
     async fn tick(
@@ -270,12 +282,13 @@ impl WaitingRoom for RedisRoom {
         now_ms: i64,
     ) -> Result<Option<i64>, RoomError> {
         let mut conn = self.redis.conn.clone();
-        let expiry: Option<String> = redis::cmd("ZSCORE")
-            .arg(format!("{}a", self.base(event_id)))
-            .arg(user_id)
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+        let expiry: Option<String> = bounded(
+            redis::cmd("ZSCORE")
+                .arg(format!("{}a", self.base(event_id)))
+                .arg(user_id)
+                .query_async(&mut conn),
+        )
+        .await?;
         match expiry {
             Some(text) => {
                 let expires_at_ms = number(&text)? as i64;

@@ -22,6 +22,7 @@ mod products;
 mod queue;
 mod queue_checkout;
 mod queue_live;
+mod queue_room;
 mod rate_limits;
 mod reports;
 mod seat_maps;
