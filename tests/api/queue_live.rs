@@ -388,3 +388,46 @@ async fn a_pre_queue_socket_learns_its_place_when_the_sale_opens() {
         _ => panic!("unexpected {message}"),
     }
 }
+
+#[tokio::test]
+async fn a_settings_change_on_one_instance_applies_on_the_other_at_once() {
+    let app = TestApp::spawn().await;
+    let peer = app.spawn_peer().await;
+    let shop = queued_shop(&app, json!({})).await;
+    let buyers = app.buyers(2).await;
+    // The peer has the rules cached now.
+    join(&peer, &buyers[0], &shop.event_id).await;
+    let off = crate::queue::put_settings(
+        &app,
+        &shop,
+        &json!({"enabled": false, "capacity": 10, "admit_per_second": 1}),
+    )
+    .await;
+    assert_eq!(off.status(), StatusCode::OK);
+    let changed = std::time::Instant::now();
+    eventually("the peer sees the queue switched off", || async {
+        let response = peer
+            .post_as(
+                "/queue/join",
+                &buyers[1].access_token,
+                &json!({"event_id": shop.event_id}),
+            )
+            .await;
+        response.status() == StatusCode::CONFLICT
+    })
+    .await;
+    let refused = peer
+        .post_as(
+            "/queue/join",
+            &buyers[1].access_token,
+            &json!({"event_id": shop.event_id}),
+        )
+        .await;
+    assert_problem(refused, StatusCode::CONFLICT, "queue_not_enabled").await;
+    // Through the bus, well before the peer's cached rules would expire (10 s).
+    assert!(
+        changed.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        changed.elapsed()
+    );
+}
