@@ -96,6 +96,8 @@ pub struct App {
     pub checkout_catalog: crate::orders::checkout::CatalogCache,
     /// Payment gateways (`test` is the default).
     pub payments: crate::orders::payment::Providers,
+    /// The waiting room (storage backend, rules cache, sockets, ticker lease).
+    pub queue: crate::queue::Queue,
 }
 
 /// What differs between a real start and a test: time, randomness, key prefix.
@@ -115,6 +117,9 @@ pub struct BuildOptions {
     pub live_orders: Option<Arc<dyn LiveOrders>>,
     /// Replaces the checkout and order lifecycle hooks.
     pub order_hooks: Option<crate::orders::hooks::Hooks>,
+    /// A waiting-room backend shared with other instances in this process (tests of several
+    /// instances without Redis); ignored when Redis is configured.
+    pub shared_room: Option<Arc<dyn crate::queue::WaitingRoom>>,
 }
 
 impl Default for BuildOptions {
@@ -127,6 +132,7 @@ impl Default for BuildOptions {
             shared_bus: None,
             live_orders: None,
             order_hooks: None,
+            shared_room: None,
         }
     }
 }
@@ -163,11 +169,17 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    /// Serves until `shutdown` resolves, then closes queue sockets (so clients reconnect
+    /// elsewhere) and finishes in-flight requests.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let shutdown = async move {
+            shutdown.await;
+            state.queue.shut_down().await;
+        };
         axum::serve(
             self.listener,
             self.router
@@ -235,6 +247,12 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
     let payments = crate::orders::payment::Providers::new(vec![Arc::new(
         crate::orders::payment::test_provider::TestProvider::new(secrets.test_payments),
     )]);
+    let room = match (&redis, options.shared_room) {
+        (None, Some(shared)) => shared,
+        (redis, _) => crate::queue::build(redis.as_ref()),
+    };
+    let redis_for_queue = redis.clone();
+    let challenge = crate::queue::challenge::configured(config.queue_pow_bits);
     let state = AppState(Arc::new(App {
         tokens: Tokens::new(keys.clone()),
         cookie_sessions: Cache::builder()
@@ -260,9 +278,12 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         public_cache: crate::http::public_cache::PublicCache::new(),
         limits,
         seat_maps: crate::catalog::seats::SeatCache::new(),
-        order_hooks: options.order_hooks.unwrap_or_default(),
+        order_hooks: options
+            .order_hooks
+            .unwrap_or_else(crate::queue::gate::hooks),
         payments,
         checkout_catalog: Default::default(),
+        queue: crate::queue::Queue::new(room, redis_for_queue, challenge),
     }));
     // Subscribe before the first load so a change made meanwhile still triggers a reload.
     let ip_block_changes = state.bus.subscribe();
@@ -291,6 +312,7 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
     tokio::spawn(crate::orders::expiry::sweep_forever(state.clone()));
     tokio::spawn(crate::orders::refunds::work_forever(state.clone()));
     tokio::spawn(crate::orders::event_cancel::work_forever(state.clone()));
+    crate::queue::start(&state);
     Ok(state)
 }
 

@@ -206,6 +206,7 @@ async fn audit_stock(config: Config, event: Option<String>) -> anyhow::Result<()
 }
 
 async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    crate::queue::raise_open_file_limit();
     tracing::info!(
         listen = %config.listen,
         public_url = %config.public_url,

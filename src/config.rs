@@ -197,6 +197,8 @@ pub struct Config {
     pub rate_limit_mail_per_account: u32,
     /// Enables bulk seeding for benchmarks.
     pub bench_mode: bool,
+    /// Proof-of-work bits a queue join must show (`X-Queue-Challenge`); 0 = no challenge.
+    pub queue_pow_bits: u32,
 }
 
 impl Default for Config {
@@ -223,6 +225,7 @@ impl Default for Config {
             rate_limit_login_per_account: 20,
             rate_limit_mail_per_account: 10,
             bench_mode: false,
+            queue_pow_bits: 0,
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::{app::AppState, http::ApiJson};
 #[openapi(
     info(title = "boxoffice", description = "Tickets, merchandise and packages, with a fair waiting room.\n\nRate limits: any API route may answer 429 `rate_limited` (problem+json) with `Retry-After`; limited responses carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds)."),
     modifiers(&SecuritySchemes),
-    tags((name = "auth", description = "Accounts, sign-in and tokens"), (name = "catalog", description = "Events, performances, seat maps and products"), (name = "orders", description = "Checkout, payment, cancellation, refunds, tickets and check-in"), (name = "admin", description = "Administration: users, audit log, security events, IP blocks"), (name = "ops", description = "Health and metrics"))
+    tags((name = "auth", description = "Accounts, sign-in and tokens"), (name = "catalog", description = "Events, performances, seat maps and products"), (name = "orders", description = "Checkout, payment, cancellation, refunds, tickets and check-in"), (name = "admin", description = "Administration: users, audit log, security events, IP blocks"), (name = "queue", description = "Waiting room: settings, join, status, WebSocket, operator view"), (name = "ops", description = "Health and metrics"))
 )]
 struct ApiDoc;
 
@@ -52,6 +52,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::catalog::router())
         .merge(crate::admin::router())
         .merge(crate::orders::router())
+        .merge(crate::queue::router())
         .routes(routes!(healthz))
         .routes(routes!(readyz))
 }

@@ -36,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(Catalog),
             Box::new(Seats),
             Box::new(Orders),
+            Box::new(Queues),
         ]
     }
 }
@@ -624,5 +625,46 @@ const ORDERS: &[&str] = &[
 impl MigrationTrait for Orders {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         apply(manager, ORDERS).await
+    }
+}
+
+/// The waiting room's per-event settings and VIP list (the queue itself lives in Redis or in
+/// process). `vip_share` is stored in basis points so it compares exactly.
+struct Queues;
+
+impl MigrationName for Queues {
+    fn name(&self) -> &str {
+        "m0007_queues"
+    }
+}
+
+const QUEUES: &[&str] = &[
+    "CREATE TABLE event_queues (
+        event_id {id} NOT NULL PRIMARY KEY,
+        enabled BOOLEAN NOT NULL,
+        capacity {int} NOT NULL,
+        admit_per_second {int} NOT NULL,
+        admission_ttl_seconds {int} NOT NULL,
+        pre_queue_opens_at {ts} NULL,
+        vip_share_bp {int} NOT NULL,
+        heartbeat_timeout_seconds {int} NOT NULL,
+        max_joins_per_ip {int} NULL,
+        paused BOOLEAN NOT NULL,
+        created_at {ts} NOT NULL,
+        updated_at {ts} NOT NULL
+    ){engine}",
+    "CREATE INDEX ix_event_queues_enabled ON event_queues (enabled)",
+    "CREATE TABLE event_queue_vips (
+        event_id {id} NOT NULL,
+        user_id {id} NOT NULL,
+        created_at {ts} NOT NULL,
+        PRIMARY KEY (event_id, user_id)
+    ){engine}",
+];
+
+#[async_trait::async_trait]
+impl MigrationTrait for Queues {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        apply(manager, QUEUES).await
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Everything time- or chance-dependent comes in from Rust (`now_ms`, `random`), so both
 //! backends behave identically under the injected clock and rng, and one conformance suite
-//! (`conformance.rs`) runs against both.
+//! (`tests/api/queue_room.rs`) runs against both.
 
 use async_trait::async_trait;
 
@@ -197,6 +197,7 @@ pub trait WaitingRoom: Send + Sync + 'static {
     async fn stats(&self, event_id: &str, now_ms: i64) -> Result<RoomStats, RoomError>;
 
     /// Takes or keeps the cluster-wide ticker lease for `holder` (expires after `ttl_ms`
-    /// unless renewed). True while `holder` leads.
+    /// unless renewed). True while `holder` leads. The expiry is judged by `now_ms` (the
+    /// injected clock), not by Redis's own clock, so tests can move past it.
     async fn lead(&self, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool, RoomError>;
 }

@@ -31,7 +31,8 @@ pub fn mysql_base_url() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-fn redis_url() -> Option<String> {
+/// The Redis the tests run against, if any.
+pub fn redis_url() -> Option<String> {
     std::env::var("BOXOFFICE_TEST_REDIS_URL")
         .ok()
         .filter(|s| !s.is_empty())
@@ -345,6 +346,8 @@ pub struct Spawn {
     pub configure: fn(&mut Config),
     /// Replaces the live-orders hook.
     pub live_orders: Option<Arc<dyn boxoffice::auth::deletion::LiveOrders>>,
+    /// Replaces the Redis URL (e.g. a proxy the test can cut).
+    pub redis_url: Option<String>,
 }
 
 impl Default for Spawn {
@@ -353,6 +356,7 @@ impl Default for Spawn {
             smtp_url: None,
             configure: |_| {},
             live_orders: None,
+            redis_url: None,
         }
     }
 }
@@ -388,11 +392,11 @@ impl TestApp {
     pub async fn spawn_on(db: TestDb, options: Spawn) -> Self {
         let key_prefix = format!("bo_test:{}:", uuid::Uuid::now_v7().simple());
         let clock = Arc::new(ManualClock::starting_now());
-        Self::start(Arc::new(db), key_prefix, clock, None, options).await
+        Self::start(Arc::new(db), key_prefix, clock, (None, None), options).await
     }
 
     /// A second instance over the same database, Redis prefix and clock (scale-out tests).
-    /// Without Redis the two share the in-process bus, standing in for Redis pub/sub.
+    /// Without Redis the two share the in-process bus and waiting room, standing in for Redis.
     pub async fn spawn_peer(&self) -> Self {
         self.spawn_peer_with(Spawn::default()).await
     }
@@ -400,11 +404,12 @@ impl TestApp {
     /// A peer instance with options (e.g. the same `configure` as this one).
     pub async fn spawn_peer_with(&self, options: Spawn) -> Self {
         let bus = Some(self.state.bus.clone());
+        let room = Some(self.state.queue.room.clone());
         Self::start(
             self.db.clone(),
             self.key_prefix.clone(),
             self.clock.clone(),
-            bus,
+            (bus, room),
             options,
         )
         .await
@@ -414,7 +419,10 @@ impl TestApp {
         db: Arc<TestDb>,
         key_prefix: String,
         clock: Arc<ManualClock>,
-        shared_bus: Option<boxoffice::infra::bus::Bus>,
+        (shared_bus, shared_room): (
+            Option<boxoffice::infra::bus::Bus>,
+            Option<Arc<dyn boxoffice::queue::WaitingRoom>>,
+        ),
         options: Spawn,
     ) -> Self {
         let mail = MailSink::start().await;
@@ -425,7 +433,11 @@ impl TestApp {
                 ServiceUrl::parse(options.smtp_url.as_deref().unwrap_or(&mail.url))
                     .expect("smtp url"),
             ),
-            redis_url: redis_url().map(|u| ServiceUrl::parse(&u).expect("redis url")),
+            redis_url: options
+                .redis_url
+                .clone()
+                .or_else(redis_url)
+                .map(|u| ServiceUrl::parse(&u).expect("redis url")),
             database_pool_max: Some(5),
             ..Config::default()
         };
@@ -436,6 +448,7 @@ impl TestApp {
                 clock: clock.clone(),
                 key_prefix: key_prefix.clone(),
                 shared_bus,
+                shared_room,
                 live_orders: options.live_orders,
                 ..BuildOptions::default()
             },

@@ -89,6 +89,32 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub calibrate_users: u32,
 
+    /// queue-burst: `redis-benchmark -t zadd` requests/s measured in the same run (the ceiling
+    /// the join rate is set against).
+    #[arg(long, value_name = "OPS")]
+    pub zadd_ceiling: Option<f64>,
+
+    /// queue-burst: waiting users to hold (the HTTP joiners plus synthetic ones added through
+    /// the server's Redis backend) before Redis memory is read; 0 skips it.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
+    pub hold_waiters: u32,
+
+    /// queue-burst: the server's Redis key prefix.
+    #[arg(long, default_value = "bo:")]
+    pub redis_prefix: String,
+
+    /// queue-burst: leave the held waiters in Redis after the run.
+    #[arg(long)]
+    pub keep_waiters: bool,
+
+    /// ws-fanout: the server's process id, for its resident memory.
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+
+    /// ws-fanout: loopback source addresses (127.0.0.2 …) the sockets are spread over.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=250))]
+    pub source_addresses: u8,
+
     /// Directory the JSON and Markdown reports are written to.
     #[arg(long, value_name = "DIR", default_value = "bench/results")]
     pub out: PathBuf,
@@ -108,6 +134,11 @@ pub enum ScenarioName {
     /// A ticket opening: buyers race for general-admission tickets, each creating, paying and
     /// confirming one order; then the database is checked for oversell.
     SellOut,
+    /// The waiting room under a burst: distinct buyers join, then poll their status; Redis
+    /// memory holding a million waiters.
+    QueueBurst,
+    /// One admission wave pushed to many WebSockets; the server's memory.
+    WsFanout,
 }
 
 impl ScenarioName {
@@ -119,6 +150,8 @@ impl ScenarioName {
             Self::Seats => "seats",
             Self::Catalog => "catalog",
             Self::SellOut => "sell-out",
+            Self::QueueBurst => "queue-burst",
+            Self::WsFanout => "ws-fanout",
         }
     }
 }

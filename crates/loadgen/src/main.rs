@@ -12,6 +12,7 @@ mod http;
 mod machine;
 mod markdown;
 mod organizer;
+mod queue;
 mod recorder;
 mod report;
 mod runner;
@@ -43,6 +44,8 @@ async fn main() -> Result<()> {
         ScenarioName::Seats => seats::run(&cli, &config).await?,
         ScenarioName::Catalog => catalog::run(&cli, &config).await?,
         ScenarioName::SellOut => sellout::run(&cli, &config).await?,
+        ScenarioName::QueueBurst => queue::burst::run(&cli, &config).await?,
+        ScenarioName::WsFanout => queue::fanout::run(&cli, &config).await?,
     };
 
     let report = Report::new(&cli, command_line, started, machine::detect(), output)?;

@@ -4,6 +4,8 @@ pub mod audit_log;
 pub mod check_in_staff;
 pub mod email_codes;
 pub mod event_cancellations;
+pub mod event_queue_vips;
+pub mod event_queues;
 pub mod events;
 pub mod idempotency_keys;
 pub mod ip_blocks;

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The issue-7 waiting-room benchmarks on this machine, with the queue on Redis: a fresh SQLite
+# database (the queue's hot calls never touch it), seeded buyers, the release server, then
+#   1. redis-benchmark -t zadd: the Redis ceiling of this run;
+#   2. loadgen queue-burst: distinct buyers join, poll status by queue token; the line is filled
+#      to HOLD_WAITERS and Redis used_memory read; status polled again with the line that long;
+#   3. loadgen ws-fanout: SOCKETS WebSockets from several 127.0.0.x source addresses, one
+#      admission wave, the server's RSS.
+# Reports in bench/results/.
+#
+#   cargo build --release -p boxoffice -p loadgen
+#   bench/queue.sh
+#   SCENARIOS=ws-fanout SOCKETS=5000 bench/queue.sh
+#
+# Settings (environment): SCENARIOS ("queue-burst ws-fanout"), BUYERS (50000 seeded; the joiners
+# of queue-burst), USERS (64 loadgen workers), DURATION (10 s per status phase), HOLD_WAITERS
+# (1000000), SOCKETS (18000: the open-file limit here is 20000 for the server and for loadgen),
+# PORT (18097), BIN (release binaries), OUT (bench/results), REDIS_URL (redis://127.0.0.1:6379),
+# WORK (scratch directory: tokens, server log).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release}
+SCENARIOS=${SCENARIOS:-queue-burst ws-fanout}
+BUYERS=${BUYERS:-50000}
+USERS=${USERS:-64}
+DURATION=${DURATION:-10}
+HOLD_WAITERS=${HOLD_WAITERS:-1000000}
+SOCKETS=${SOCKETS:-18000}
+OUT=${OUT:-bench/results}
+PORT=${PORT:-18097}
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+WORK=${WORK:-$(mktemp -d /tmp/bo-queue.XXXXXX)}
+ORGANIZER_EMAIL=organizer@queue.bench.local
+ORGANIZER_PASSWORD='queue organizer 2026'
+
+for tool in "$BIN/boxoffice" "$BIN/loadgen"; do
+    [[ -x $tool ]] || { echo "missing $tool: cargo build --release -p boxoffice -p loadgen" >&2; exit 2; }
+done
+for tool in jq redis-benchmark curl; do
+    command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 2; }
+done
+mkdir -p "$WORK" "$OUT"
+echo "scratch files in $WORK"
+# As many sockets as the hard limit allows, for the server and for loadgen.
+ulimit -n "$(ulimit -Hn)"
+
+server_pid=
+cleanup() {
+    if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+export BOXOFFICE_DATABASE_URL="sqlite://$WORK/queue.db?mode=rwc"
+export BOXOFFICE_REDIS_URL="$REDIS_URL"
+export BOXOFFICE_BENCH_MODE=true BOXOFFICE_RATE_LIMITS=off
+export BOXOFFICE_LISTEN=127.0.0.1:$PORT BOXOFFICE_PUBLIC_URL=http://localhost:$PORT
+
+echo "=== seeding $BUYERS buyers"
+started=$(date +%s)
+"$BIN/boxoffice" bench seed --users "$BUYERS" --out "$WORK/tokens.jsonl"
+echo "seeding took $(($(date +%s) - started)) s (access tokens live 15 minutes from here)"
+"$BIN/boxoffice" user create --role organizer --email "$ORGANIZER_EMAIL" \
+    --password "$ORGANIZER_PASSWORD" --name "queue organizer"
+
+echo "=== starting the server on :$PORT"
+"$BIN/boxoffice" serve >"$WORK/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break
+    kill -0 "$server_pid" 2>/dev/null || { echo "server died: $WORK/server.log" >&2; exit 1; }
+    sleep 0.2
+done
+curl -fsS "http://127.0.0.1:$PORT/auth/login" -H 'content-type: application/json' \
+    -d "$(jq -n --arg e "$ORGANIZER_EMAIL" --arg p "$ORGANIZER_PASSWORD" '{email: $e, password: $p}')" |
+    jq -r .access_token >"$WORK/organizer.token"
+
+status=0
+for scenario in $SCENARIOS; do
+    case $scenario in
+        queue-burst)
+            echo "=== redis-benchmark -t zadd (50 clients, no pipelining)"
+            host=${REDIS_URL#*://}
+            host=${host%%/*}
+            zadd=$(redis-benchmark -h "${host%:*}" -p "${host##*:}" -t zadd -n 1000000 -q |
+                tr '\r' '\n' | awk '/^ZADD:/ {print $2}' | tail -n 1)
+            echo "ZADD: $zadd requests per second"
+            echo "=== loadgen queue-burst"
+            "$BIN/loadgen" queue-burst --target "http://127.0.0.1:$PORT" \
+                --tokens "$WORK/tokens.jsonl" --organizer-token-file "$WORK/organizer.token" \
+                --buyers "$BUYERS" --users "$USERS" --duration "$DURATION" \
+                --zadd-ceiling "$zadd" --hold-waiters "$HOLD_WAITERS" \
+                --redis-url "$REDIS_URL" --out "$OUT" || status=1
+            ;;
+        ws-fanout)
+            echo "=== loadgen ws-fanout ($SOCKETS sockets)"
+            "$BIN/loadgen" ws-fanout --target "http://127.0.0.1:$PORT" \
+                --tokens "$WORK/tokens.jsonl" --organizer-token-file "$WORK/organizer.token" \
+                --buyers "$SOCKETS" --users "$USERS" --server-pid "$server_pid" \
+                --out "$OUT" || status=1
+            ;;
+        *) echo "unknown scenario $scenario" >&2; status=2 ;;
+    esac
+done
+
+echo "=== stopping the server"
+kill "$server_pid"
+wait "$server_pid" 2>/dev/null || true
+server_pid=
+exit "$status"

@@ -1,0 +1,345 @@
+//! `ws-fanout`: `--buyers` buyers join a paused queue, each opens a WebSocket (from loopback
+//! source addresses 127.0.0.2 … so the ports of one address do not run out), then the queue is
+//! resumed with room for everyone: one admission wave. Measured: the time from the resume to
+//! each socket's `admitted` message, and the server's resident memory (`--server-pid`).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use futures_util::StreamExt;
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use tokio::net::TcpSocket;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::{Join, event_with_queue, label, rss_mib, set_paused};
+use crate::cli::Cli;
+use crate::http;
+use crate::organizer;
+use crate::recorder::Recorder;
+use crate::report::{PhaseReport, RunOutput};
+use crate::runner::{self, PhaseResult, RunConfig};
+use crate::scenario::{Scenario, Status, Step};
+use crate::tokens;
+
+/// Sockets opened at the same time while connecting.
+const CONNECTING_AT_ONCE: usize = 256;
+/// How long the wave may take before the missing sockets count as not reached.
+const WAVE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs the scenario (see the module documentation).
+pub async fn run(cli: &Cli, config: &RunConfig) -> Result<RunOutput> {
+    let Some(first) = cli.targets.first() else {
+        bail!("ws-fanout needs --target URL of a running boxoffice");
+    };
+    let server: SocketAddr = {
+        let url = http::endpoint(first, "/")?;
+        let host = url.host_str().context("target host")?.to_owned();
+        let port = url.port_or_known_default().context("target port")?;
+        tokio::net::lookup_host((host, port))
+            .await?
+            .find(SocketAddr::is_ipv4)
+            .context("the target must resolve to an IPv4 loopback address")?
+    };
+    let path = cli.tokens.as_deref().context(
+        "ws-fanout needs --tokens FILE of distinct buyers (`boxoffice bench seed --users N --out FILE`)",
+    )?;
+    let lines = tokens::load(path)?;
+    let sockets = (cli.buyers as usize).min(lines.len());
+    let organizer_token = organizer::read_token(cli.organizer_token_file.as_deref(), "ws-fanout")?;
+    let client = http::client(config.users, config.timeout)?;
+    let rate = sockets.clamp(1, 100_000) as u32;
+    let event_id = event_with_queue(
+        &client,
+        first,
+        &organizer_token,
+        "loadgen ws-fanout",
+        sockets as u32,
+        rate,
+    )
+    .await?;
+    set_paused(&client, first, &organizer_token, &event_id, true).await?;
+    eprintln!("ws-fanout: event {event_id}, {sockets} sockets");
+    let mut output = RunOutput::default();
+    let rss = |when: &str, output: &mut RunOutput| {
+        if let Some(pid) = cli.server_pid {
+            match rss_mib(pid) {
+                Some(mib) => output
+                    .notes
+                    .push(format!("server RSS {when}: {mib:.0} MiB")),
+                None => output
+                    .notes
+                    .push(format!("server RSS {when}: /proc/{pid}/status unreadable")),
+            }
+        }
+    };
+    rss("before the sockets", &mut output);
+
+    let access_tokens = lines
+        .into_iter()
+        .take(sockets)
+        .map(|l| l.access_token)
+        .collect();
+    let join = Arc::new(Join::new(
+        client.clone(),
+        std::slice::from_ref(first),
+        &event_id,
+        access_tokens,
+    ));
+    let (result, elapsed) =
+        runner::run_each(Arc::clone(&join), sockets, config.users, config.timeout).await?;
+    output
+        .phases
+        .push(PhaseReport::measured("join", result, elapsed));
+    let queue_tokens: Vec<String> = join.queue_tokens().into_iter().flatten().collect();
+
+    let ticket = Arc::new(Ticket::new(client.clone(), first, &event_id, queue_tokens)?);
+    let (result, elapsed) = runner::run_each(
+        Arc::clone(&ticket),
+        ticket.len(),
+        config.users,
+        config.timeout,
+    )
+    .await?;
+    output
+        .phases
+        .push(PhaseReport::measured("ws-ticket", result, elapsed));
+    let tickets: Vec<String> = ticket.take().into_iter().flatten().collect();
+
+    // Connect every socket; each keeps reading until told to stop.
+    let wave: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let recorder = Arc::new(Recorder::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (admitted_tx, mut admitted_rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
+    let gate = Arc::new(Semaphore::new(CONNECTING_AT_ONCE));
+    let connected = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let sources = cli.source_addresses.max(1);
+    let mut tasks = JoinSet::new();
+    let connect_started = Instant::now();
+    let connect_recorder = Arc::new(Recorder::default());
+    for (i, ticket) in tickets.into_iter().enumerate() {
+        let source = Ipv4Addr::new(127, 0, 0, 2 + (i % usize::from(sources)) as u8);
+        let url = format!("ws://{server}/queue/ws?event_id={event_id}&ticket={ticket}");
+        let (gate, wave, stop, admitted) = (
+            gate.clone(),
+            wave.clone(),
+            stop_rx.clone(),
+            admitted_tx.clone(),
+        );
+        let (connected, failed, connect_recorder) =
+            (connected.clone(), failed.clone(), connect_recorder.clone());
+        tasks.spawn(async move {
+            let began = Instant::now();
+            let socket = {
+                let _permit = gate.acquire().await;
+                open(source, server, &url).await
+            };
+            let mut ws = match socket {
+                Ok(ws) => {
+                    connect_recorder.record(
+                        "GET /queue/ws (upgrade)",
+                        &Ok(Status::Ok),
+                        began.elapsed(),
+                    );
+                    connected.fetch_add(1, Ordering::Relaxed);
+                    ws
+                }
+                Err(error) => {
+                    connect_recorder.record(
+                        "GET /queue/ws (upgrade)",
+                        &Err(error),
+                        began.elapsed(),
+                    );
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            };
+            let mut stop = stop;
+            loop {
+                tokio::select! {
+                    message = ws.next() => match message {
+                        Some(Ok(Message::Text(text))) if text.contains("\"admitted\"") => {
+                            let started = *wave.lock().unwrap_or_else(PoisonError::into_inner);
+                            if let Some(started) = started {
+                                let _ = admitted.send(started.elapsed());
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        _ => return,
+                    },
+                    _ = stop.changed() => {
+                        let _ = ws.close(None).await;
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    drop(admitted_tx);
+    // Wait until every socket is open or failed.
+    let expected = tasks.len();
+    while connected.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed) < expected
+        && connect_started.elapsed() < Duration::from_secs(300)
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let open = connected.load(Ordering::Relaxed);
+    let connect_elapsed = connect_started.elapsed();
+    output.phases.push(PhaseReport::measured(
+        "connect",
+        PhaseResult {
+            ops: connect_recorder.take(),
+            scheduled: None,
+        },
+        connect_elapsed,
+    ));
+    output.notes.push(format!(
+        "connect: {open} sockets open after {:.1} s, from {sources} source addresses (127.0.0.2 …)",
+        connect_elapsed.as_secs_f64()
+    ));
+    // Let the server settle (first position pushes) before measuring its memory.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    rss(&format!("with {open} sockets open"), &mut output);
+
+    // The wave: resume with room and rate for everyone.
+    *wave.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+    let wave_started = Instant::now();
+    set_paused(&client, first, &organizer_token, &event_id, false).await?;
+    let mut reached = 0usize;
+    let mut last = Duration::ZERO;
+    while reached < open {
+        match tokio::time::timeout_at((wave_started + WAVE_DEADLINE).into(), admitted_rx.recv())
+            .await
+        {
+            Ok(Some(latency)) => {
+                reached += 1;
+                last = last.max(latency);
+                recorder.record("admitted message", &Ok(Status::Ok), latency);
+            }
+            _ => break,
+        }
+    }
+    for _ in reached..open {
+        recorder.record(
+            "admitted message",
+            &Ok(Status::Unexpected("not received in 30 s".into())),
+            WAVE_DEADLINE,
+        );
+    }
+    output.phases.push(PhaseReport::measured(
+        "wave",
+        PhaseResult {
+            ops: recorder.take(),
+            scheduled: None,
+        },
+        last.max(Duration::from_millis(1)),
+    ));
+    output.notes.push(format!(
+        "wave: {reached} of {open} open sockets got `admitted`; the last {:.3} s after the resume request was sent (goal < 2 s); the wave includes the ticker's next tick (every 250 ms) and the rate credit, which after a resume grows from zero at admit_per_second = {rate}",
+        last.as_secs_f64()
+    ));
+    rss("after the wave", &mut output);
+    if reached < open {
+        output.failure = Some(format!(
+            "{} sockets did not get `admitted` within 30 s",
+            open - reached
+        ));
+    }
+
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    Ok(output)
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// A WebSocket from `source` (its own port range) to the server.
+async fn open(source: Ipv4Addr, server: SocketAddr, url: &str) -> anyhow::Result<Socket> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((source, 0)))?;
+    let stream = socket.connect(server).await?;
+    stream.set_nodelay(true)?;
+    let (ws, response) = tokio_tungstenite::client_async(url, stream).await?;
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS.as_u16() {
+        bail!("upgrade answered {}", response.status());
+    }
+    Ok(ws)
+}
+
+/// `POST /queue/ws-ticket` with `X-Queue-Token`, once per joined buyer.
+struct Ticket {
+    client: Client,
+    url: reqwest::Url,
+    event_id: String,
+    queue_tokens: Vec<String>,
+    tickets: Mutex<Vec<Option<String>>>,
+}
+
+impl Ticket {
+    fn new(
+        client: Client,
+        target: &str,
+        event_id: &str,
+        queue_tokens: Vec<String>,
+    ) -> Result<Self> {
+        let n = queue_tokens.len();
+        Ok(Self {
+            client,
+            url: http::endpoint(target, "/queue/ws-ticket")?,
+            event_id: event_id.to_owned(),
+            queue_tokens,
+            tickets: Mutex::new(vec![None; n]),
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.queue_tokens.len()
+    }
+
+    fn take(&self) -> Vec<Option<String>> {
+        std::mem::take(&mut *self.tickets.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl Scenario for Ticket {
+    type User = usize;
+
+    fn name(&self) -> &'static str {
+        "ws-ticket"
+    }
+
+    fn user(&self, index: usize) -> Result<usize> {
+        Ok(index)
+    }
+
+    async fn step(&self, index: &mut usize) -> Step {
+        let sent = self
+            .client
+            .post(self.url.clone())
+            .header("x-queue-token", &self.queue_tokens[*index])
+            .json(&json!({"event_id": self.event_id}))
+            .send()
+            .await;
+        let outcome = async {
+            let response = sent?;
+            let status = response.status();
+            let body = response.bytes().await?;
+            if status != StatusCode::OK {
+                return Ok(Status::Unexpected(label(status, &body)));
+            }
+            let answer: Value = serde_json::from_slice(&body)?;
+            let ticket = answer["ticket"].as_str().context("no ticket")?;
+            self.tickets.lock().unwrap_or_else(PoisonError::into_inner)[*index] =
+                Some(ticket.to_owned());
+            Ok(Status::Ok)
+        }
+        .await;
+        ("POST /queue/ws-ticket", outcome)
+    }
+}

@@ -1,0 +1,433 @@
+//! The waiting room live: WebSocket pushes, several instances over one queue, leader failover,
+//! shutdown, and Redis going away and coming back.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
+
+use crate::{
+    helpers::{Spawn, TestApp, TestUser, assert_problem, redis_url},
+    queue::{eventually, join, queued_shop, status, status_by_token, until_admitted},
+};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A single-use socket ticket from a queue token.
+async fn ticket(app: &TestApp, event_id: &str, queue_token: &str) -> String {
+    let response = app
+        .client
+        .post(app.url("/queue/ws-ticket"))
+        .header("x-queue-token", queue_token)
+        .json(&json!({ "event_id": event_id }))
+        .send()
+        .await
+        .expect("request");
+    let code = response.status();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["expires_in"], 30);
+    body["ticket"].as_str().expect("ticket").to_owned()
+}
+
+fn socket_url(app: &TestApp, event_id: &str, ticket: &str) -> String {
+    format!(
+        "{}/queue/ws?event_id={event_id}&ticket={ticket}",
+        app.base.replace("http://", "ws://")
+    )
+}
+
+async fn connect(app: &TestApp, event_id: &str, queue_token: &str) -> Socket {
+    let ticket = ticket(app, event_id, queue_token).await;
+    let (socket, _) = tokio_tungstenite::connect_async(socket_url(app, event_id, &ticket))
+        .await
+        .expect("socket opens");
+    socket
+}
+
+/// The next JSON message (with a deadline; the ticker pushes in the background).
+async fn next(socket: &mut Socket) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let message = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("a message in time")
+            .expect("socket open")
+            .expect("message");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).expect("json message");
+        }
+    }
+}
+
+/// Messages until one of `kind` arrives; returns it.
+async fn next_of(socket: &mut Socket, kind: &str) -> Value {
+    loop {
+        let message = next(socket).await;
+        if message["type"] == kind {
+            return message;
+        }
+    }
+}
+
+fn token(place: &Value) -> String {
+    place["queue_token"]
+        .as_str()
+        .expect("queue token")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_socket_shows_the_position_move_and_then_the_admission() {
+    let app = TestApp::spawn().await;
+    let shop = queued_shop(&app, json!({})).await;
+    let buyers = app.buyers(2).await;
+    let first = join(&app, &buyers[0], &shop.event_id).await;
+    let second = join(&app, &buyers[1], &shop.event_id).await;
+    let mut socket = connect(&app, &shop.event_id, &token(&second)).await;
+    let position = next(&mut socket).await;
+    assert_eq!(position["type"], "position");
+    assert_eq!(position["position"], 2);
+    assert_eq!(position["ahead"], 1);
+
+    app.clock.advance(time::Duration::seconds(1));
+    until_admitted(&app, &shop.event_id, &token(&first)).await;
+    let moved = next_of(&mut socket, "position").await;
+    assert_eq!(moved["position"], 1, "{moved}");
+    assert_eq!(moved["ahead"], 0);
+
+    app.clock.advance(time::Duration::seconds(1));
+    let admitted = next_of(&mut socket, "admitted").await;
+    let admission = admitted["admission_token"].as_str().expect("token");
+    assert!(admitted["admission_expires_at"].is_string());
+    let by_status = status(&app, &shop.event_id, &token(&second)).await;
+    assert_eq!(by_status["status"], "ADMITTED");
+    assert_eq!(
+        by_status["admission_expires_at"],
+        admitted["admission_expires_at"]
+    );
+    assert!(!admission.is_empty());
+}
+
+#[tokio::test]
+async fn a_socket_ticket_is_single_use_and_checked_with_the_origin() {
+    let app = TestApp::spawn().await;
+    let shop = queued_shop(&app, json!({})).await;
+    let buyer = app.buyers(1).await.remove(0);
+    let place = join(&app, &buyer, &shop.event_id).await;
+    let ticket = ticket(&app, &shop.event_id, &token(&place)).await;
+    let url = socket_url(&app, &shop.event_id, &ticket);
+
+    let mut foreign =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .expect("request");
+    foreign
+        .headers_mut()
+        .insert("origin", "https://evil.example".parse().expect("header"));
+    match tokio_tungstenite::connect_async(foreign).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            assert_eq!(r.status(), StatusCode::FORBIDDEN)
+        }
+        other => panic!(
+            "a foreign origin must be refused, got {:?}",
+            other.map(|_| ())
+        ),
+    }
+    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("first use opens");
+    assert_eq!(next(&mut socket).await["type"], "position");
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED)
+        }
+        other => panic!("a used ticket must be refused, got {:?}", other.map(|_| ())),
+    }
+    let garbage = socket_url(&app, &shop.event_id, "w1.x.y");
+    assert!(
+        tokio_tungstenite::connect_async(garbage.as_str())
+            .await
+            .is_err()
+    );
+    socket.close(None).await.expect("close");
+}
+
+#[tokio::test]
+async fn sockets_hear_pause_and_are_closed_at_shutdown() {
+    let app = TestApp::spawn().await;
+    let shop = queued_shop(&app, json!({})).await;
+    let buyer = app.buyers(1).await.remove(0);
+    let place = join(&app, &buyer, &shop.event_id).await;
+    let mut socket = connect(&app, &shop.event_id, &token(&place)).await;
+    assert_eq!(next(&mut socket).await["type"], "position");
+    let paused = app
+        .post_as(
+            &format!("/events/{}/queue/pause", shop.event_id),
+            &shop.organizer.access_token,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(paused.status(), StatusCode::OK);
+    next_of(&mut socket, "paused").await;
+    // Paused: the clock moves, nobody is admitted.
+    app.clock.advance(time::Duration::seconds(2));
+    app.state.queue.shut_down().await;
+    let closed = next_of(&mut socket, "closed").await;
+    assert_eq!(closed["reason"], "shutdown");
+    assert_eq!(
+        status(&app, &shop.event_id, &token(&place)).await["status"],
+        "WAITING"
+    );
+}
+
+#[tokio::test]
+async fn two_instances_serve_one_queue() {
+    let app = TestApp::spawn().await;
+    let peer = app.spawn_peer().await;
+    let shop = queued_shop(&app, json!({})).await;
+    let buyers = app.buyers(2).await;
+    let first = join(&app, &buyers[0], &shop.event_id).await;
+    let second = join(&peer, &buyers[1], &shop.event_id).await;
+    assert_eq!(second["position"], 2, "one line across instances: {second}");
+    assert_eq!(
+        status(&peer, &shop.event_id, &token(&first)).await["position"],
+        1
+    );
+    // The socket on one instance hears admissions made by whichever instance leads.
+    let mut on_peer = connect(&peer, &shop.event_id, &token(&second)).await;
+    assert_eq!(next(&mut on_peer).await["position"], 2);
+    app.clock.advance(time::Duration::seconds(1));
+    until_admitted(&peer, &shop.event_id, &token(&first)).await;
+    app.clock.advance(time::Duration::seconds(1));
+    next_of(&mut on_peer, "admitted").await;
+    let leaders = [&app, &peer]
+        .iter()
+        .filter(|a| a.state.queue.is_leader())
+        .count();
+    assert_eq!(leaders, 1, "exactly one instance ticks");
+}
+
+#[tokio::test]
+async fn another_instance_takes_over_admission_when_the_leader_dies() {
+    let app = TestApp::spawn().await;
+    let peer = app.spawn_peer().await;
+    let shop = queued_shop(&app, json!({})).await;
+    eventually("one instance leads", || async {
+        app.state.queue.is_leader() || peer.state.queue.is_leader()
+    })
+    .await;
+    let (leader, survivor) = if app.state.queue.is_leader() {
+        (&app, &peer)
+    } else {
+        (&peer, &app)
+    };
+    leader.state.queue.shut_down().await;
+    let buyer = app.buyers(1).await.remove(0);
+    let place = join(survivor, &buyer, &shop.event_id).await;
+    // The lease runs out by the shared clock; the survivor takes it and admits.
+    app.clock.advance(time::Duration::seconds(4));
+    eventually("the survivor leads", || async {
+        survivor.state.queue.is_leader()
+    })
+    .await;
+    until_admitted(survivor, &shop.event_id, &token(&place)).await;
+}
+
+/// A TCP proxy in front of the test Redis that the test can cut and restore.
+struct FlakyRedis {
+    url: String,
+    up: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl FlakyRedis {
+    async fn start(real: &str) -> Self {
+        let target = url::Url::parse(real).expect("redis url");
+        let target = format!(
+            "{}:{}",
+            target.host_str().unwrap_or("127.0.0.1"),
+            target.port().unwrap_or(6379)
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(AtomicBool::new(true));
+        let links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let (accept_up, accept_links) = (up.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !accept_up.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let target = target.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                accept_links.lock().expect("links").push(link);
+            }
+        });
+        Self {
+            url: format!("redis://127.0.0.1:{port}"),
+            up,
+            links,
+        }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for link in self.links.lock().expect("links").drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn without_redis_queue_calls_answer_503_and_recover_when_it_returns() {
+    let Some(real) = redis_url() else {
+        // The in-process backend cannot go away; this is a Redis scenario.
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let proxy = FlakyRedis::start(&real).await;
+    let peer = app
+        .spawn_peer_with(Spawn {
+            redis_url: Some(proxy.url.clone()),
+            ..Spawn::default()
+        })
+        .await;
+    let shop = queued_shop(&app, json!({})).await;
+    let buyers: Vec<TestUser> = app.buyers(2).await;
+    let place = join(&peer, &buyers[0], &shop.event_id).await;
+
+    proxy.cut();
+    let down = status_by_token(&peer, &shop.event_id, &token(&place)).await;
+    assert_problem(down, StatusCode::SERVICE_UNAVAILABLE, "queue_unavailable").await;
+    let join_down = peer
+        .post_as(
+            "/queue/join",
+            &buyers[1].access_token,
+            &json!({"event_id": shop.event_id}),
+        )
+        .await;
+    assert_problem(
+        join_down,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "queue_unavailable",
+    )
+    .await;
+    assert_eq!(peer.get("/healthz").await.status(), StatusCode::OK);
+    // The instance still connected to Redis keeps serving the same queue.
+    assert_eq!(
+        status(&app, &shop.event_id, &token(&place)).await["position"],
+        1
+    );
+
+    proxy.restore();
+    eventually("the peer recovers", || async {
+        status_by_token(&peer, &shop.event_id, &token(&place))
+            .await
+            .status()
+            == StatusCode::OK
+    })
+    .await;
+    let second = join(&peer, &buyers[1], &shop.event_id).await;
+    assert_eq!(second["position"], 2);
+}
+
+#[tokio::test]
+async fn a_pre_queue_socket_learns_its_place_when_the_sale_opens() {
+    let app = TestApp::spawn().await;
+    let opens = (app.state.clock.now() + time::Duration::minutes(10))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    let shop = crate::shop::Shop::open_with(&app, json!({ "sale_open_at": opens })).await;
+    let now = app
+        .state
+        .clock
+        .now()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    let response = crate::queue::put_settings(
+        &app,
+        &shop,
+        // A timeout longer than the clock's jump: nobody is dropped for the minutes skipped.
+        &json!({"enabled": true, "capacity": 10, "admit_per_second": 1, "pre_queue_opens_at": now,
+                "heartbeat_timeout_seconds": 3600}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let buyers = app.buyers(2).await;
+    join(&app, &buyers[0], &shop.event_id).await;
+    let place = join(&app, &buyers[1], &shop.event_id).await;
+    assert!(place["position"].is_null());
+    let mut socket = connect(&app, &shop.event_id, &token(&place)).await;
+    app.clock.advance(time::Duration::minutes(11));
+    // The opening admits one of the two (the pre-queue order is random): either this member
+    // hears its place, or that it is in.
+    let message = next(&mut socket).await;
+    let exact = status(&app, &shop.event_id, &token(&place)).await;
+    match message["type"].as_str() {
+        Some("position") => assert_eq!(message["position"], exact["position"], "{exact}"),
+        Some("admitted") => assert_eq!(exact["status"], "ADMITTED"),
+        _ => panic!("unexpected {message}"),
+    }
+}
+
+#[tokio::test]
+async fn a_settings_change_on_one_instance_applies_on_the_other_at_once() {
+    let app = TestApp::spawn().await;
+    let peer = app.spawn_peer().await;
+    let shop = queued_shop(&app, json!({})).await;
+    let buyers = app.buyers(2).await;
+    // The peer has the rules cached now.
+    join(&peer, &buyers[0], &shop.event_id).await;
+    let off = crate::queue::put_settings(
+        &app,
+        &shop,
+        &json!({"enabled": false, "capacity": 10, "admit_per_second": 1}),
+    )
+    .await;
+    assert_eq!(off.status(), StatusCode::OK);
+    let changed = std::time::Instant::now();
+    eventually("the peer sees the queue switched off", || async {
+        let response = peer
+            .post_as(
+                "/queue/join",
+                &buyers[1].access_token,
+                &json!({"event_id": shop.event_id}),
+            )
+            .await;
+        response.status() == StatusCode::CONFLICT
+    })
+    .await;
+    let refused = peer
+        .post_as(
+            "/queue/join",
+            &buyers[1].access_token,
+            &json!({"event_id": shop.event_id}),
+        )
+        .await;
+    assert_problem(refused, StatusCode::CONFLICT, "queue_not_enabled").await;
+    // Through the bus, well before the peer's cached rules would expire (10 s).
+    assert!(
+        changed.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        changed.elapsed()
+    );
+}
