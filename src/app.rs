@@ -96,6 +96,8 @@ pub struct App {
     pub checkout_catalog: crate::orders::checkout::CatalogCache,
     /// Payment gateways (`test` is the default).
     pub payments: crate::orders::payment::Providers,
+    /// OAuth sign-in providers (Google, Naver, Kakao) that are configured.
+    pub oauth: crate::auth::oauth::OAuth,
 }
 
 /// What differs between a real start and a test: time, randomness, key prefix.
@@ -235,7 +237,9 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
     let payments = crate::orders::payment::Providers::new(vec![Arc::new(
         crate::orders::payment::test_provider::TestProvider::new(secrets.test_payments),
     )]);
+    let oauth = crate::auth::oauth::OAuth::from_config(&config)?;
     let state = AppState(Arc::new(App {
+        oauth,
         tokens: Tokens::new(keys.clone()),
         cookie_sessions: Cache::builder()
             .max_capacity(100_000)

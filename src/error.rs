@@ -51,6 +51,10 @@ pub struct Problem {
     /// Invalid fields, for `validation_failed`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Extension members of specific problems (e.g. `link_token`).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 /// An API error: a status, a stable code and a safe message.
@@ -64,6 +68,7 @@ pub struct AppError {
     internal: Option<anyhow::Error>,
     retryable: bool,
     headers: Vec<(HeaderName, HeaderValue)>,
+    extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl std::fmt::Display for AppError {
@@ -86,7 +91,14 @@ impl AppError {
             internal: None,
             retryable: false,
             headers: Vec::new(),
+            extensions: serde_json::Map::new(),
         }
+    }
+
+    /// Adds an extension member to the problem body (a token the client needs next).
+    pub fn with_extension(mut self, name: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extensions.insert(name.to_owned(), value.into());
+        self
     }
 
     /// Adds a response header (e.g. `RateLimit-*` on a 429).
@@ -208,6 +220,7 @@ impl IntoResponse for AppError {
             detail: self.detail.clone(),
             code: self.code.to_owned(),
             errors: self.errors.clone(),
+            extensions: self.extensions.clone(),
         };
         let mut response = (self.status, Json(body)).into_response();
         response.headers_mut().insert(
