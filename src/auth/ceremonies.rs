@@ -104,8 +104,12 @@ pub async fn take<T: DeserializeOwned, C: ConnectionTrait>(
     if deleted.rows_affected != 1 || from_db(row.expires_at) <= state.clock.now() {
         return Ok(None);
     }
-    let plain = state.secrets.decrypt(&row.data).map_err(AppError::internal)?;
-    let data = serde_json::from_slice(&plain).map_err(|e| AppError::internal(anyhow::Error::from(e)))?;
+    let plain = state
+        .secrets
+        .decrypt(&row.data)
+        .map_err(AppError::internal)?;
+    let data =
+        serde_json::from_slice(&plain).map_err(|e| AppError::internal(anyhow::Error::from(e)))?;
     Ok(Some(Taken {
         user_id: row.user_id,
         data,

@@ -179,7 +179,11 @@ pub fn delivery(session: Option<&str>) -> AppResult<Delivery> {
 
 /// Hands a sign-in to the client: the JSON token pair, or the `bo_session` cookie with the
 /// CSRF token (every sign-in method ends here).
-pub fn deliver(state: &AppState, signed_in: flows::SignedIn, delivery: Delivery) -> AppResult<Response> {
+pub fn deliver(
+    state: &AppState,
+    signed_in: flows::SignedIn,
+    delivery: Delivery,
+) -> AppResult<Response> {
     Ok(match delivery {
         Delivery::Tokens => ApiJson(TokenPair {
             access_token: flows::access_token(state, &signed_in)?,

@@ -77,7 +77,10 @@ pub async fn insert<C: ConnectionTrait>(
         user_id: Set(user_id.to_owned()),
         provider: Set(identity.provider.as_str().to_owned()),
         subject: Set(identity.subject.clone()),
-        email: Set(identity.email.as_deref().map(|e| crate::error::truncate(e, 200))),
+        email: Set(identity
+            .email
+            .as_deref()
+            .map(|e| crate::error::truncate(e, 200))),
         email_verified: Set(identity.email_verified),
         refresh_token_enc: Set(encrypt_token(state, identity.refresh_token.as_deref())),
         created_at: Set(to_db(now)),
@@ -226,7 +229,10 @@ pub async fn unlink(state: &AppState, user_id: &str, id: &str) -> AppResult<()> 
     ) && let Ok(provider) = state.oauth.get(provider_id)
         && state.oauth.revoke(provider, &token).await.is_err()
     {
-        tracing::warn!(provider = provider_id.as_str(), "could not revoke the grant at the provider after unlinking");
+        tracing::warn!(
+            provider = provider_id.as_str(),
+            "could not revoke the grant at the provider after unlinking"
+        );
     }
     Ok(())
 }

@@ -72,7 +72,12 @@ pub async fn complete(
         ));
     }
     if account.email_verified_at.is_none() {
-        attempts::record(&state.db, now, &attempt(attempts::result::EMAIL_NOT_VERIFIED)).await?;
+        attempts::record(
+            &state.db,
+            now,
+            &attempt(attempts::result::EMAIL_NOT_VERIFIED),
+        )
+        .await?;
         metrics::login("email_not_verified");
         return Err(AppError::forbidden(
             "email_not_verified",

@@ -166,8 +166,12 @@ pub trait WaitingRoom: Send + Sync + 'static {
     async fn leave(&self, event_id: &str, user_id: &str) -> Result<bool, RoomError>;
 
     /// Refreshes the heartbeat of waiters that hold open sockets (one round trip per batch).
-    async fn heartbeat(&self, event_id: &str, user_ids: &[String], now_ms: i64)
-    -> Result<(), RoomError>;
+    async fn heartbeat(
+        &self,
+        event_id: &str,
+        user_ids: &[String],
+        now_ms: i64,
+    ) -> Result<(), RoomError>;
 
     /// One admission step: expires slots, drops waiters silent for longer than the timeout,
     /// then admits `min(capacity - active, admissible by rate since the last tick)` from the

@@ -57,7 +57,11 @@ pub struct Started {
 
 /// Our callback URL for a provider.
 pub fn redirect_uri(state: &AppState, id: ProviderId) -> String {
-    format!("{}/auth/oauth/{}/callback", state.config.origin(), id.as_str())
+    format!(
+        "{}/auth/oauth/{}/callback",
+        state.config.origin(),
+        id.as_str()
+    )
 }
 
 /// Starts a redirect to the provider; `link_to` is the signed-in user asking to link it.
@@ -210,8 +214,16 @@ pub async fn exchange(
     {
         Ok(identity) => identity,
         Err(e) => {
-            signin::record_failure(state, link_to, None, id.method(), result::PROVIDER_FAILED, meta, ip)
-                .await;
+            signin::record_failure(
+                state,
+                link_to,
+                None,
+                id.method(),
+                result::PROVIDER_FAILED,
+                meta,
+                ip,
+            )
+            .await;
             return Err(e);
         }
     };
@@ -243,8 +255,14 @@ pub async fn sign_in(
                 "This account has been disabled.",
             ));
         };
-        identities::touch(state, &state.db, now, &row.id, identity.refresh_token.as_deref())
-            .await?;
+        identities::touch(
+            state,
+            &state.db,
+            now,
+            &row.id,
+            identity.refresh_token.as_deref(),
+        )
+        .await?;
         let signed_in = signin::complete(state, &account, method, delivery, meta, ip).await?;
         return Ok(Outcome::SignedIn(Box::new(signed_in)));
     }
@@ -256,9 +274,14 @@ pub async fn sign_in(
         return Ok(Outcome::EmailRequired { signup_token });
     };
     if let Some(account) = users::find_by_email(&state.db, &email).await? {
-        let link_token =
-            ceremonies::put(state, Kind::OAuthLink, Some(&account.id), LINK_TTL, &identity)
-                .await?;
+        let link_token = ceremonies::put(
+            state,
+            Kind::OAuthLink,
+            Some(&account.id),
+            LINK_TTL,
+            &identity,
+        )
+        .await?;
         signin::record_failure(
             state,
             Some(&account.id),
@@ -290,8 +313,16 @@ pub async fn sign_in(
             )
             .await?;
             identities::insert(&state, tx, now, &user.id, &identity).await?;
-            flows::audit(tx, now, Some(&user.id), "user.signup", "user", Some(&user.id), Some(ip))
-                .await?;
+            flows::audit(
+                tx,
+                now,
+                Some(&user.id),
+                "user.signup",
+                "user",
+                Some(&user.id),
+                Some(ip),
+            )
+            .await?;
             Ok(user)
         })
     })
@@ -321,16 +352,30 @@ pub async fn link(
         if row.user_id != user_id {
             return Err(identities::identity_in_use());
         }
-        identities::touch(state, &state.db, now, &row.id, identity.refresh_token.as_deref())
-            .await?;
+        identities::touch(
+            state,
+            &state.db,
+            now,
+            &row.id,
+            identity.refresh_token.as_deref(),
+        )
+        .await?;
         return Ok(IdentityView::from(row));
     }
     let row = db::write_tx(&state.db, |tx| {
         let (state, identity, user_id) = (state.clone(), identity.clone(), user_id.to_owned());
         Box::pin(async move {
             let row = identities::insert(&state, tx, now, &user_id, &identity).await?;
-            flows::audit(tx, now, Some(&user_id), "identity.linked", "identity", Some(&row.id), None)
-                .await?;
+            flows::audit(
+                tx,
+                now,
+                Some(&user_id),
+                "identity.linked",
+                "identity",
+                Some(&row.id),
+                None,
+            )
+            .await?;
             Ok(row)
         })
     })
@@ -351,8 +396,16 @@ pub async fn claim_link(state: &AppState, user_id: &str, token: &str) -> AppResu
                     .filter(|t| t.user_id.as_deref() == Some(user_id.as_str()))
                     .ok_or_else(AppError::not_found)?;
             let row = identities::insert(&state, tx, now, &user_id, &taken.data).await?;
-            flows::audit(tx, now, Some(&user_id), "identity.linked", "identity", Some(&row.id), None)
-                .await?;
+            flows::audit(
+                tx,
+                now,
+                Some(&user_id),
+                "identity.linked",
+                "identity",
+                Some(&row.id),
+                None,
+            )
+            .await?;
             Ok(row)
         })
     })
@@ -404,15 +457,25 @@ pub async fn finish_signup(
                 Purpose::VerifyEmail,
             )
             .await?
-            .ok_or_else(|| AppError::internal(anyhow::anyhow!("fresh account already had a code")))?;
+            .ok_or_else(|| {
+                AppError::internal(anyhow::anyhow!("fresh account already had a code"))
+            })?;
             let mail = Mail::VerifyEmail {
                 name: name.unwrap_or_default(),
                 code,
                 minutes: Purpose::VerifyEmail.ttl().whole_minutes() as u32,
             };
             mail::enqueue(tx, now, email.as_str(), MailLocale::Ko, &mail).await?;
-            flows::audit(tx, now, Some(&user.id), "user.signup", "user", Some(&user.id), Some(ip))
-                .await?;
+            flows::audit(
+                tx,
+                now,
+                Some(&user.id),
+                "user.signup",
+                "user",
+                Some(&user.id),
+                Some(ip),
+            )
+            .await?;
             Ok(user)
         })
     })

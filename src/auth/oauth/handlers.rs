@@ -66,7 +66,8 @@ fn state_cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
     let cookie = format!(
         "{STATE_COOKIE}={value}; Path=/auth/oauth; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
     );
-    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static("bo_oauth=; Max-Age=0"))
+    HeaderValue::from_str(&cookie)
+        .unwrap_or_else(|_| HeaderValue::from_static("bo_oauth=; Max-Age=0"))
 }
 
 fn clear_state_cookie(state: &AppState) -> HeaderValue {
@@ -100,7 +101,10 @@ fn to_provider(state: &AppState, started: &flow::Started) -> Response {
         StatusCode::FOUND,
         [
             (header::LOCATION, location),
-            (header::SET_COOKIE, state_cookie(state, &signed, STATE_TTL.whole_seconds())),
+            (
+                header::SET_COOKIE,
+                state_cookie(state, &signed, STATE_TTL.whole_seconds()),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
     )
@@ -153,11 +157,17 @@ pub async fn callback(
         Outcome::SignedIn(signed_in) => (return_to, Some(signed_in.secret)),
         Outcome::Linked(_) => (with_query(&return_to, "oauth=linked"), None),
         Outcome::LinkRequired { link_token } => (
-            with_query(&return_to, &format!("oauth=link_required&link_token={link_token}")),
+            with_query(
+                &return_to,
+                &format!("oauth=link_required&link_token={link_token}"),
+            ),
             None,
         ),
         Outcome::EmailRequired { signup_token } => (
-            with_query(&return_to, &format!("oauth=email_required&signup_token={signup_token}")),
+            with_query(
+                &return_to,
+                &format!("oauth=email_required&signup_token={signup_token}"),
+            ),
             None,
         ),
     };
@@ -204,7 +214,11 @@ impl CodeRequest {
     fn parse(self) -> AppResult<AppExchange> {
         let mut errors = Vec::new();
         if self.code.is_empty() || self.code.len() > 2048 {
-            errors.push(crate::error::FieldError::new("code", "invalid", "must be 1..2048 characters"));
+            errors.push(crate::error::FieldError::new(
+                "code",
+                "invalid",
+                "must be 1..2048 characters",
+            ));
         }
         let verifier_ok = (43..=128).contains(&self.code_verifier.len())
             && self
@@ -219,10 +233,22 @@ impl CodeRequest {
             ));
         }
         if url::Url::parse(&self.redirect_uri).is_err() || self.redirect_uri.len() > 1000 {
-            errors.push(crate::error::FieldError::new("redirect_uri", "invalid", "must be an absolute URL"));
+            errors.push(crate::error::FieldError::new(
+                "redirect_uri",
+                "invalid",
+                "must be an absolute URL",
+            ));
         }
-        if self.nonce.as_ref().is_some_and(|n| n.is_empty() || n.len() > 255) {
-            errors.push(crate::error::FieldError::new("nonce", "invalid", "must be 1..255 characters"));
+        if self
+            .nonce
+            .as_ref()
+            .is_some_and(|n| n.is_empty() || n.len() > 255)
+        {
+            errors.push(crate::error::FieldError::new(
+                "nonce",
+                "invalid",
+                "must be 1..255 characters",
+            ));
         }
         if !errors.is_empty() {
             return Err(AppError::validation(errors));
@@ -304,7 +330,10 @@ pub async fn start_link(
     let started = flow::start(&state, id, return_to, Some(&user.user_id)).await?;
     let signed = redirect::sign(&state.secrets.cookie, &started.state, state.clock.now());
     Ok((
-        [(header::SET_COOKIE, state_cookie(&state, &signed, STATE_TTL.whole_seconds()))],
+        [(
+            header::SET_COOKIE,
+            state_cookie(&state, &signed, STATE_TTL.whole_seconds()),
+        )],
         ApiJson(LinkStarted {
             authorize_url: started.authorize_url.to_string(),
         }),

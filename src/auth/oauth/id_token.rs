@@ -68,7 +68,11 @@ async fn key_set(
         return Ok(set);
     }
     let response = http.get(url.clone()).send().await.map_err(|e| {
-        tracing::warn!(timeout = e.is_timeout(), connect = e.is_connect(), "JWKS request failed");
+        tracing::warn!(
+            timeout = e.is_timeout(),
+            connect = e.is_connect(),
+            "JWKS request failed"
+        );
         errors::provider_unavailable()
     })?;
     if !response.status().is_success() {
@@ -116,7 +120,9 @@ pub async fn verify(
         .map_err(|_| bad())?
         .claims;
     if claims.exp + LEEWAY_SECONDS <= now.unix_timestamp() {
-        return Err(errors::token_invalid("The provider's ID token has expired; start again."));
+        return Err(errors::token_invalid(
+            "The provider's ID token has expired; start again.",
+        ));
     }
     if let Some(expected) = nonce
         && !claims
@@ -124,7 +130,9 @@ pub async fn verify(
             .as_deref()
             .is_some_and(|got| constant_time_eq(got, expected))
     {
-        return Err(errors::token_invalid("The provider's ID token does not belong to this sign-in."));
+        return Err(errors::token_invalid(
+            "The provider's ID token does not belong to this sign-in.",
+        ));
     }
     let email_verified = match &claims.email_verified {
         serde_json::Value::Bool(b) => *b,

@@ -5,8 +5,8 @@ use std::{sync::Arc, time::Duration as StdDuration};
 
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
-    EndpointSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
-    RequestTokenError, Scope, TokenResponse, TokenUrl,
+    EndpointSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError,
+    Scope, TokenResponse, TokenUrl,
     basic::{
         BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
         BasicTokenIntrospectionResponse, BasicTokenType,
@@ -188,8 +188,7 @@ impl Provider {
             ProviderId::Kakao | ProviderId::Naver => AuthType::RequestBody,
             ProviderId::Google => AuthType::BasicAuth,
         };
-        let redirect =
-            RedirectUrl::new(redirect_uri.to_owned()).map_err(|_| bad_redirect_uri())?;
+        let redirect = RedirectUrl::new(redirect_uri.to_owned()).map_err(|_| bad_redirect_uri())?;
         let mut client = oauth2::Client::new(ClientId::new(self.client_id.clone()))
             .set_auth_uri(AuthUrl::from_url(self.authorize_url.clone()))
             .set_token_uri(TokenUrl::from_url(self.token_url.clone()))
@@ -389,9 +388,10 @@ impl OAuth {
         let refresh_token = tokens.refresh_token.as_ref().map(|t| t.secret().clone());
         let mut identity = match provider.id {
             ProviderId::Google => {
-                let raw = tokens.id_token.as_deref().ok_or_else(|| {
-                    errors::token_invalid("Google sent no ID token.")
-                })?;
+                let raw = tokens
+                    .id_token
+                    .as_deref()
+                    .ok_or_else(|| errors::token_invalid("Google sent no ID token."))?;
                 let claims = id_token::verify(
                     &self.jwks,
                     &self.http,
@@ -411,8 +411,14 @@ impl OAuth {
                     refresh_token: None,
                 }
             }
-            ProviderId::Naver => self.naver_user(provider, tokens.access_token.secret()).await?,
-            ProviderId::Kakao => self.kakao_user(provider, tokens.access_token.secret()).await?,
+            ProviderId::Naver => {
+                self.naver_user(provider, tokens.access_token.secret())
+                    .await?
+            }
+            ProviderId::Kakao => {
+                self.kakao_user(provider, tokens.access_token.secret())
+                    .await?
+            }
         };
         identity.refresh_token = refresh_token;
         Ok(identity)
@@ -432,16 +438,27 @@ impl OAuth {
             .await
             .map_err(|e| transport_error(provider, "user info", &e))?;
         if !response.status().is_success() {
-            tracing::warn!(provider = provider.as_str(), status = response.status().as_u16(), "user info request refused");
+            tracing::warn!(
+                provider = provider.as_str(),
+                status = response.status().as_u16(),
+                "user info request refused"
+            );
             return Err(errors::provider_error());
         }
         response.json::<T>().await.map_err(|_| {
-            tracing::warn!(provider = provider.as_str(), "user info response unreadable");
+            tracing::warn!(
+                provider = provider.as_str(),
+                "user info response unreadable"
+            );
             errors::provider_error()
         })
     }
 
-    async fn naver_user(&self, provider: &Provider, access_token: &str) -> AppResult<ProviderIdentity> {
+    async fn naver_user(
+        &self,
+        provider: &Provider,
+        access_token: &str,
+    ) -> AppResult<ProviderIdentity> {
         #[derive(Deserialize)]
         struct Me {
             resultcode: String,
@@ -454,7 +471,9 @@ impl OAuth {
             name: Option<String>,
             nickname: Option<String>,
         }
-        let me: Me = self.get_json(provider.id, &provider.userinfo_url, access_token).await?;
+        let me: Me = self
+            .get_json(provider.id, &provider.userinfo_url, access_token)
+            .await?;
         let profile = me
             .response
             .filter(|_| me.resultcode == "00")
@@ -472,7 +491,11 @@ impl OAuth {
         })
     }
 
-    async fn kakao_user(&self, provider: &Provider, access_token: &str) -> AppResult<ProviderIdentity> {
+    async fn kakao_user(
+        &self,
+        provider: &Provider,
+        access_token: &str,
+    ) -> AppResult<ProviderIdentity> {
         #[derive(Deserialize)]
         struct Me {
             id: i64,
@@ -492,7 +515,9 @@ impl OAuth {
         struct Profile {
             nickname: Option<String>,
         }
-        let me: Me = self.get_json(provider.id, &provider.userinfo_url, access_token).await?;
+        let me: Me = self
+            .get_json(provider.id, &provider.userinfo_url, access_token)
+            .await?;
         let account = me.kakao_account.unwrap_or_default();
         Ok(ProviderIdentity {
             provider: provider.id,
@@ -510,12 +535,13 @@ impl OAuth {
     /// Naver and Kakao need a fresh access token first, so the refresh token is used now.
     pub async fn revoke(&self, provider: &Provider, refresh_token: &str) -> AppResult<()> {
         let response = match provider.id {
-            ProviderId::Google => self
-                .http
-                .post(provider.revoke_url.clone())
-                .form(&[("token", refresh_token)])
-                .send()
-                .await,
+            ProviderId::Google => {
+                self.http
+                    .post(provider.revoke_url.clone())
+                    .form(&[("token", refresh_token)])
+                    .send()
+                    .await
+            }
             ProviderId::Naver => {
                 let access = self.refresh(provider, refresh_token).await?;
                 let secret = provider
@@ -548,7 +574,11 @@ impl OAuth {
         if response.status().is_success() {
             Ok(())
         } else {
-            tracing::warn!(provider = provider.id.as_str(), status = response.status().as_u16(), "revocation refused");
+            tracing::warn!(
+                provider = provider.id.as_str(),
+                status = response.status().as_u16(),
+                "revocation refused"
+            );
             Err(errors::provider_error())
         }
     }
@@ -572,7 +602,12 @@ pub type SharedOAuth = Arc<OAuth>;
 
 fn transport_error(provider: ProviderId, what: &str, e: &reqwest::Error) -> AppError {
     // The error text can carry URLs with codes in them: log only its kind.
-    tracing::warn!(provider = provider.as_str(), timeout = e.is_timeout(), connect = e.is_connect(), "{what} request failed");
+    tracing::warn!(
+        provider = provider.as_str(),
+        timeout = e.is_timeout(),
+        connect = e.is_connect(),
+        "{what} request failed"
+    );
     errors::provider_unavailable()
 }
 

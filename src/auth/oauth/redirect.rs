@@ -97,7 +97,10 @@ mod tests {
             "http://tickets.example.com/",
             "/a\nb",
         ] {
-            assert!(return_to(Some(bad), &origin()).is_err(), "{bad} must be refused");
+            assert!(
+                return_to(Some(bad), &origin()).is_err(),
+                "{bad} must be refused"
+            );
         }
     }
 
