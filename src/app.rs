@@ -98,6 +98,8 @@ pub struct App {
     pub payments: crate::orders::payment::Providers,
     /// OAuth sign-in providers (Google, Naver, Kakao) that are configured.
     pub oauth: crate::auth::oauth::OAuth,
+    /// The passkey relying party (from `PUBLIC_URL`).
+    pub passkeys: crate::auth::webauthn::Passkeys,
 }
 
 /// What differs between a real start and a test: time, randomness, key prefix.
@@ -238,8 +240,10 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         crate::orders::payment::test_provider::TestProvider::new(secrets.test_payments),
     )]);
     let oauth = crate::auth::oauth::OAuth::from_config(&config)?;
+    let passkeys = crate::auth::webauthn::Passkeys::from_config(&config);
     let state = AppState(Arc::new(App {
         oauth,
+        passkeys,
         tokens: Tokens::new(keys.clone()),
         cookie_sessions: Cache::builder()
             .max_capacity(100_000)

@@ -115,7 +115,7 @@ pub struct LoginRequest {
 #[serde(deny_unknown_fields)]
 pub struct LoginQuery {
     /// `cookie` for a browser session.
-    session: Option<String>,
+    pub session: Option<String>,
 }
 
 /// An access and refresh token pair.

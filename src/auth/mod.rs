@@ -6,6 +6,7 @@ pub mod ceremonies;
 pub mod codes;
 pub mod deletion;
 pub mod device;
+pub mod email_login;
 pub mod extract;
 pub mod flows;
 pub mod handlers;
@@ -20,6 +21,7 @@ pub mod sessions;
 pub mod signin;
 pub mod tokens;
 pub mod users;
+pub mod webauthn;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -49,6 +51,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(account_handlers::revoke_other_sessions))
         .routes(routes!(account_handlers::login_history))
         .routes(routes!(handlers::jwks))
+        .routes(routes!(email_login::request_code))
+        .routes(routes!(email_login::finish_code))
         .routes(routes!(oauth::handlers::providers))
         .routes(routes!(oauth::handlers::start))
         .routes(routes!(oauth::handlers::callback))
@@ -59,4 +63,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(oauth::handlers::signup))
         .routes(routes!(oauth::handlers::list_identities))
         .routes(routes!(oauth::handlers::delete_identity))
+        .routes(routes!(webauthn::handlers::start_registration))
+        .routes(routes!(webauthn::handlers::finish_registration))
+        .routes(routes!(webauthn::handlers::start_authentication))
+        .routes(routes!(webauthn::handlers::finish_authentication))
+        .routes(routes!(webauthn::handlers::list))
+        .routes(routes!(
+            webauthn::handlers::rename,
+            webauthn::handlers::remove
+        ))
 }
