@@ -51,9 +51,9 @@ pub struct Problem {
     /// Invalid fields, for `validation_failed`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
-    /// Extension members of specific problems (e.g. `link_token`).
+    /// Extension members of specific problems (e.g. `link_token`), at the top level.
     #[serde(flatten)]
-    #[schema(value_type = Object)]
+    #[schema(ignore)]
     pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 

@@ -192,10 +192,11 @@ async fn a_challenge_is_usable_once() {
 }
 
 #[tokio::test]
-async fn an_answer_to_another_ceremonys_challenge_is_refused() {
+async fn an_answer_to_a_challenge_of_another_instances_ceremony_is_refused() {
     let app = TestApp::spawn().await;
+    let peer = app.spawn_peer().await;
     let (user, mut key) = user_with_passkey(&app).await;
-    let (_first, options) = start_sign_in(&app, &user.email).await;
+    let (_first, options) = start_sign_in(&peer, &user.email).await;
     let (second, _) = start_sign_in(&app, &user.email).await;
     let credential = serde_json::to_value(key.do_authentication(origin(), options).expect("signs"))
         .expect("json");

@@ -1,7 +1,7 @@
 //! The three providers: endpoints, client settings, the code exchange, who the user is at the
 //! provider, token refresh and revocation. Provider answers are never echoed or logged.
 
-use std::{sync::Arc, time::Duration as StdDuration};
+use std::time::Duration as StdDuration;
 
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
@@ -596,9 +596,6 @@ impl OAuth {
         Ok(tokens.access_token.secret().clone())
     }
 }
-
-/// A shared handle.
-pub type SharedOAuth = Arc<OAuth>;
 
 fn transport_error(provider: ProviderId, what: &str, e: &reqwest::Error) -> AppError {
     // The error text can carry URLs with codes in them: log only its kind.
