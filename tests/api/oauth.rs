@@ -673,3 +673,44 @@ async fn a_signed_in_browser_links_a_provider_through_the_redirect() {
     assert_eq!(list[0]["provider"], "naver");
     assert_eq!(list[0]["email"], "different@naver.example");
 }
+
+#[tokio::test]
+async fn a_deleted_account_frees_its_provider_identity() {
+    let (app, fake) = app_with_fake().await;
+    let profile = Profile::verified("leaving@gmail.example");
+    let exchange = |code: String| json!({"code": code, "code_verifier": VERIFIER, "redirect_uri": APP_REDIRECT});
+    let code = fake.issue_code("google", profile.clone(), APP_REDIRECT, VERIFIER, None);
+    let pair: Value = app
+        .post("/auth/oauth/google/token", &exchange(code))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let token = pair["access_token"].as_str().expect("token");
+    let before: Value = app
+        .get_as("/auth/me", token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let deleted = app
+        .client
+        .delete(app.url("/auth/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let code = fake.issue_code("google", profile, APP_REDIRECT, VERIFIER, None);
+    let again = app.post("/auth/oauth/google/token", &exchange(code)).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    let pair: Value = again.json().await.expect("json");
+    let after: Value = app
+        .get_as("/auth/me", pair["access_token"].as_str().expect("token"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_ne!(after["id"], before["id"]);
+    assert_eq!(after["email"], "leaving@gmail.example");
+}
