@@ -98,6 +98,10 @@ pub struct App {
     pub payments: crate::orders::payment::Providers,
     /// The waiting room (storage backend, rules cache, sockets, ticker lease).
     pub queue: crate::queue::Queue,
+    /// OAuth sign-in providers (Google, Naver, Kakao) that are configured.
+    pub oauth: crate::auth::oauth::OAuth,
+    /// The passkey relying party (from `PUBLIC_URL`).
+    pub passkeys: crate::auth::webauthn::Passkeys,
 }
 
 /// What differs between a real start and a test: time, randomness, key prefix.
@@ -253,7 +257,11 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
     };
     let redis_for_queue = redis.clone();
     let challenge = crate::queue::challenge::configured(config.queue_pow_bits);
+    let oauth = crate::auth::oauth::OAuth::from_config(&config)?;
+    let passkeys = crate::auth::webauthn::Passkeys::from_config(&config);
     let state = AppState(Arc::new(App {
+        oauth,
+        passkeys,
         tokens: Tokens::new(keys.clone()),
         cookie_sessions: Cache::builder()
             .max_capacity(100_000)

@@ -133,6 +133,8 @@ pub struct OAuthProvider {
     pub userinfo_url: Option<String>,
     /// Override of the JWKS endpoint.
     pub jwks_url: Option<String>,
+    /// Override of the endpoint that revokes our grant on unlink.
+    pub revoke_url: Option<String>,
 }
 
 /// OAuth providers by name.

@@ -51,6 +51,10 @@ pub struct Problem {
     /// Invalid fields, for `validation_failed`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Extension members of specific problems (e.g. `link_token`), at the top level.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 /// An API error: a status, a stable code and a safe message.
@@ -63,7 +67,15 @@ pub struct AppError {
     retry_after: Option<u64>,
     internal: Option<anyhow::Error>,
     retryable: bool,
+    // Boxed: rarely present, and every `Result` carries this type.
+    extras: Option<Box<Extras>>,
+}
+
+/// The rarely used parts of an error.
+#[derive(Debug, Default)]
+struct Extras {
     headers: Vec<(HeaderName, HeaderValue)>,
+    extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl std::fmt::Display for AppError {
@@ -85,13 +97,25 @@ impl AppError {
             retry_after: None,
             internal: None,
             retryable: false,
-            headers: Vec::new(),
+            extras: None,
         }
+    }
+
+    /// Adds an extension member to the problem body (a token the client needs next).
+    pub fn with_extension(mut self, name: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extras
+            .get_or_insert_with(Default::default)
+            .extensions
+            .insert(name.to_owned(), value.into());
+        self
     }
 
     /// Adds a response header (e.g. `RateLimit-*` on a 429).
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.push((name, value));
+        self.extras
+            .get_or_insert_with(Default::default)
+            .headers
+            .push((name, value));
         self
     }
 
@@ -208,6 +232,11 @@ impl IntoResponse for AppError {
             detail: self.detail.clone(),
             code: self.code.to_owned(),
             errors: self.errors.clone(),
+            extensions: self
+                .extras
+                .as_ref()
+                .map(|e| e.extensions.clone())
+                .unwrap_or_default(),
         };
         let mut response = (self.status, Json(body)).into_response();
         response.headers_mut().insert(
@@ -219,7 +248,7 @@ impl IntoResponse for AppError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        for (name, value) in self.headers {
+        for (name, value) in self.extras.map(|e| e.headers).unwrap_or_default() {
             response.headers_mut().insert(name, value);
         }
         response

@@ -26,6 +26,11 @@ use crate::{
 pub mod method {
     /// E-mail and password.
     pub const PASSWORD: &str = "PASSWORD";
+    /// A passkey (WebAuthn).
+    pub const PASSKEY: &str = "PASSKEY";
+    /// A one-time code mailed to the address.
+    pub const EMAIL_CODE: &str = "EMAIL_CODE";
+    // OAuth sign-ins are `OAUTH_GOOGLE`, `OAUTH_NAVER`, `OAUTH_KAKAO` (oauth::ProviderId::method).
 }
 
 /// How an attempt ended.
@@ -42,6 +47,20 @@ pub mod result {
     pub const ACCOUNT_DISABLED: &str = "ACCOUNT_DISABLED";
     /// Refused by a rate limit.
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    /// OAuth `state` missing, mismatched, replayed or expired.
+    pub const STATE_INVALID: &str = "STATE_INVALID";
+    /// The provider refused, failed or sent an identity we cannot trust.
+    pub const PROVIDER_FAILED: &str = "PROVIDER_FAILED";
+    /// A provider identity matched an account that must first prove it is the same person.
+    pub const LINK_REQUIRED: &str = "LINK_REQUIRED";
+    /// A provider identity came without a verified address.
+    pub const EMAIL_REQUIRED: &str = "EMAIL_REQUIRED";
+    /// A passkey ceremony failed (challenge, origin, signature, unknown credential).
+    pub const PASSKEY_INVALID: &str = "PASSKEY_INVALID";
+    /// A passkey's signature counter went backwards (a cloned authenticator?).
+    pub const COUNTER_REGRESSED: &str = "COUNTER_REGRESSED";
+    /// A wrong or expired e-mail code.
+    pub const INVALID_CODE: &str = "INVALID_CODE";
 }
 
 /// Failed sign-ins from one IP within [`WINDOW`] that make a burst.
@@ -230,7 +249,7 @@ pub struct HistoryEntry {
     pub user_agent: Option<String>,
     /// Browser and system, from the user agent.
     pub device: String,
-    /// `PASSWORD` (later `OAUTH_*`, `PASSKEY`, `EMAIL_CODE`).
+    /// `PASSWORD`, `OAUTH_GOOGLE`, `OAUTH_NAVER`, `OAUTH_KAKAO`, `PASSKEY` or `EMAIL_CODE`.
     pub method: String,
     /// `SUCCESS`, `INVALID_CREDENTIALS`, `ACCOUNT_LOCKED`, …
     pub result: String,

@@ -27,6 +27,8 @@ pub enum Purpose {
     VerifyEmail,
     /// Permission to set a new password.
     PasswordReset,
+    /// A sign-in without password or passkey.
+    LoginCode,
 }
 
 impl Purpose {
@@ -35,6 +37,7 @@ impl Purpose {
         match self {
             Self::VerifyEmail => "VERIFY_EMAIL",
             Self::PasswordReset => "PASSWORD_RESET",
+            Self::LoginCode => "LOGIN_CODE",
         }
     }
     /// How long a code is valid.
@@ -42,6 +45,7 @@ impl Purpose {
         match self {
             Self::VerifyEmail => Duration::minutes(5),
             Self::PasswordReset => Duration::minutes(30),
+            Self::LoginCode => Duration::minutes(10),
         }
     }
 }

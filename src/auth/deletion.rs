@@ -12,7 +12,7 @@ use crate::{
     app::AppState,
     db::{
         self,
-        entities::{email_codes, users as user_rows},
+        entities::{email_codes, user_identities, users as user_rows, webauthn_credentials},
     },
     error::{AppError, AppResult},
     infra::{clock::to_db, mail::Mail},
@@ -105,6 +105,15 @@ pub async fn delete_account(
             .await?;
             email_codes::Entity::delete_many()
                 .filter(email_codes::Column::UserId.eq(&user.id))
+                .exec(tx)
+                .await?;
+            // The provider accounts and passkeys may sign up again, as the address may.
+            user_identities::Entity::delete_many()
+                .filter(user_identities::Column::UserId.eq(&user.id))
+                .exec(tx)
+                .await?;
+            webauthn_credentials::Entity::delete_many()
+                .filter(webauthn_credentials::Column::UserId.eq(&user.id))
                 .exec(tx)
                 .await?;
             let families = recovery::revoke_all(tx, now, &user.id, None).await?;

@@ -115,7 +115,7 @@ pub struct LoginRequest {
 #[serde(deny_unknown_fields)]
 pub struct LoginQuery {
     /// `cookie` for a browser session.
-    session: Option<String>,
+    pub session: Option<String>,
 }
 
 /// An access and refresh token pair.
@@ -158,29 +158,42 @@ pub async fn login(
     ApiQuery(query): ApiQuery<LoginQuery>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> AppResult<Response> {
-    let delivery = match query.session.as_deref() {
-        None => Delivery::Tokens,
-        Some("cookie") => Delivery::Cookie,
-        Some(_) => {
-            return Err(AppError::invalid_field(
-                "session",
-                "invalid",
-                "must be `cookie`",
-            ));
-        }
-    };
+    let delivery = delivery(query.session.as_deref())?;
     let meta = client_meta(ip, &headers);
     let signed_in = flows::login(&state, &req.email, req.password, delivery, meta, ip).await?;
+    deliver(&state, signed_in, delivery)
+}
+
+/// Parses `?session=`: absent for tokens, `cookie` for a browser session.
+pub fn delivery(session: Option<&str>) -> AppResult<Delivery> {
+    match session {
+        None => Ok(Delivery::Tokens),
+        Some("cookie") => Ok(Delivery::Cookie),
+        Some(_) => Err(AppError::invalid_field(
+            "session",
+            "invalid",
+            "must be `cookie`",
+        )),
+    }
+}
+
+/// Hands a sign-in to the client: the JSON token pair, or the `bo_session` cookie with the
+/// CSRF token (every sign-in method ends here).
+pub fn deliver(
+    state: &AppState,
+    signed_in: flows::SignedIn,
+    delivery: Delivery,
+) -> AppResult<Response> {
     Ok(match delivery {
         Delivery::Tokens => ApiJson(TokenPair {
-            access_token: flows::access_token(&state, &signed_in)?,
+            access_token: flows::access_token(state, &signed_in)?,
             refresh_token: signed_in.secret,
             token_type: "Bearer",
             expires_in: ACCESS_TTL_SECONDS,
         })
         .into_response(),
         Delivery::Cookie => {
-            let cookie = session_cookie(&state, &signed_in.secret, SESSION_TTL.whole_seconds());
+            let cookie = session_cookie(state, &signed_in.secret, SESSION_TTL.whole_seconds());
             let body = CookieSessionStarted {
                 user: UserView::from(&signed_in.user),
                 csrf_token: state.secrets.csrf_token(&signed_in.family_id),
@@ -288,7 +301,8 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-fn client_meta(ip: std::net::IpAddr, headers: &HeaderMap) -> ClientMeta {
+/// Client address and user agent of a sign-in.
+pub fn client_meta(ip: std::net::IpAddr, headers: &HeaderMap) -> ClientMeta {
     ClientMeta {
         ip: Some(ip.to_string()),
         user_agent: headers
@@ -298,7 +312,8 @@ fn client_meta(ip: std::net::IpAddr, headers: &HeaderMap) -> ClientMeta {
     }
 }
 
-fn session_cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
+/// The `bo_session` cookie (an empty value with `max_age` 0 clears it).
+pub fn session_cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
     let secure = if state.config.https() { "; Secure" } else { "" };
     let cookie = format!(
         "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"

@@ -2,20 +2,26 @@
 
 pub mod account_handlers;
 pub mod attempts;
+pub mod ceremonies;
 pub mod codes;
 pub mod deletion;
 pub mod device;
+pub mod email_login;
 pub mod extract;
 pub mod flows;
 pub mod handlers;
+pub mod identities;
 pub mod keys;
 pub mod lockout;
 pub mod model;
+pub mod oauth;
 pub mod password;
 pub mod recovery;
 pub mod sessions;
+pub mod signin;
 pub mod tokens;
 pub mod users;
+pub mod webauthn;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -45,4 +51,25 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(account_handlers::revoke_other_sessions))
         .routes(routes!(account_handlers::login_history))
         .routes(routes!(handlers::jwks))
+        .routes(routes!(email_login::request_code))
+        .routes(routes!(email_login::finish_code))
+        .routes(routes!(oauth::handlers::providers))
+        .routes(routes!(oauth::handlers::start))
+        .routes(routes!(oauth::handlers::callback))
+        .routes(routes!(oauth::handlers::token))
+        .routes(routes!(oauth::handlers::start_link))
+        .routes(routes!(oauth::handlers::link_with_code))
+        .routes(routes!(oauth::handlers::claim_link))
+        .routes(routes!(oauth::handlers::signup))
+        .routes(routes!(oauth::handlers::list_identities))
+        .routes(routes!(oauth::handlers::delete_identity))
+        .routes(routes!(webauthn::handlers::start_registration))
+        .routes(routes!(webauthn::handlers::finish_registration))
+        .routes(routes!(webauthn::handlers::start_authentication))
+        .routes(routes!(webauthn::handlers::finish_authentication))
+        .routes(routes!(webauthn::handlers::list))
+        .routes(routes!(
+            webauthn::handlers::rename,
+            webauthn::handlers::remove
+        ))
 }

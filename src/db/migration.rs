@@ -37,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(Seats),
             Box::new(Orders),
             Box::new(Queues),
+            Box::new(Identities),
         ]
     }
 }
@@ -666,5 +667,62 @@ const QUEUES: &[&str] = &[
 impl MigrationTrait for Queues {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         apply(manager, QUEUES).await
+    }
+}
+
+/// OAuth identities, passkeys and short-lived sign-in ceremonies.
+struct Identities;
+
+impl MigrationName for Identities {
+    fn name(&self) -> &str {
+        "m0008_identities"
+    }
+}
+
+const IDENTITIES: &[&str] = &[
+    "CREATE TABLE user_identities (
+        id {id} NOT NULL PRIMARY KEY,
+        user_id {id} NOT NULL,
+        provider VARCHAR(16) NOT NULL,
+        subject VARCHAR(255){bin} NOT NULL,
+        email VARCHAR(255) NULL,
+        email_verified BOOLEAN NOT NULL,
+        refresh_token_enc TEXT NULL,
+        created_at {ts} NOT NULL,
+        last_used_at {ts} NULL,
+        CONSTRAINT fk_user_identities_user FOREIGN KEY (user_id) REFERENCES users (id)
+    ){engine}",
+    "CREATE UNIQUE INDEX ux_user_identities_subject ON user_identities (provider, subject)",
+    "CREATE INDEX ix_user_identities_user ON user_identities (user_id)",
+    "CREATE TABLE webauthn_credentials (
+        id {id} NOT NULL PRIMARY KEY,
+        user_id {id} NOT NULL,
+        credential_id_hash CHAR(64) NOT NULL,
+        credential_id TEXT NOT NULL,
+        name VARCHAR(100) NOT NULL,
+        passkey {doc} NOT NULL,
+        sign_count BIGINT NOT NULL,
+        authenticator_type VARCHAR(16) NOT NULL,
+        created_at {ts} NOT NULL,
+        last_used_at {ts} NULL,
+        CONSTRAINT fk_webauthn_credentials_user FOREIGN KEY (user_id) REFERENCES users (id)
+    ){engine}",
+    "CREATE UNIQUE INDEX ux_webauthn_credentials_credential ON webauthn_credentials (credential_id_hash)",
+    "CREATE INDEX ix_webauthn_credentials_user ON webauthn_credentials (user_id)",
+    "CREATE TABLE auth_ceremonies (
+        id CHAR(64) NOT NULL PRIMARY KEY,
+        kind VARCHAR(32) NOT NULL,
+        user_id {id} NULL,
+        data {doc} NOT NULL,
+        expires_at {ts} NOT NULL,
+        created_at {ts} NOT NULL
+    ){engine}",
+    "CREATE INDEX ix_auth_ceremonies_expiry ON auth_ceremonies (expires_at)",
+];
+
+#[async_trait::async_trait]
+impl MigrationTrait for Identities {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        apply(manager, IDENTITIES).await
     }
 }

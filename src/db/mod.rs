@@ -178,6 +178,14 @@ const UNIQUE_INDEXES: &[(&str, &str)] = &[
         "idempotency_keys.user_id, idempotency_keys.route, idempotency_keys.idem_key",
     ),
     ("ux_refunds_order", "refunds.order_id"),
+    (
+        "ux_user_identities_subject",
+        "user_identities.provider, user_identities.subject",
+    ),
+    (
+        "ux_webauthn_credentials_credential",
+        "webauthn_credentials.credential_id_hash",
+    ),
 ];
 
 /// The name of the unique index an insert or update violated, if that is what failed.

@@ -23,6 +23,8 @@ pub enum EventKind {
     NewIpPrefix,
     /// An IP was blocked automatically.
     IpAutoBlocked,
+    /// A passkey's signature counter went backwards (a cloned authenticator?).
+    PasskeyCounterRegressed,
 }
 
 impl EventKind {
@@ -35,6 +37,7 @@ impl EventKind {
             Self::AccountLocked => "ACCOUNT_LOCKED",
             Self::NewIpPrefix => "NEW_IP_PREFIX",
             Self::IpAutoBlocked => "IP_AUTO_BLOCKED",
+            Self::PasskeyCounterRegressed => "PASSKEY_COUNTER_REGRESSED",
         }
     }
 }

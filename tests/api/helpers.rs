@@ -348,6 +348,8 @@ pub struct Spawn {
     pub live_orders: Option<Arc<dyn boxoffice::auth::deletion::LiveOrders>>,
     /// Replaces the Redis URL (e.g. a proxy the test can cut).
     pub redis_url: Option<String>,
+    /// OAuth providers (e.g. a fake provider's settings).
+    pub oauth: Option<boxoffice::config::OAuthConfig>,
 }
 
 impl Default for Spawn {
@@ -357,6 +359,7 @@ impl Default for Spawn {
             configure: |_| {},
             live_orders: None,
             redis_url: None,
+            oauth: None,
         }
     }
 }
@@ -442,6 +445,9 @@ impl TestApp {
             ..Config::default()
         };
         (options.configure)(&mut config);
+        if let Some(oauth) = options.oauth {
+            config.oauth = oauth;
+        }
         let app = Application::build(
             config,
             BuildOptions {
@@ -706,6 +712,82 @@ impl TestApp {
             access_token,
             refresh_token,
         }
+    }
+}
+
+/// A browser: keeps cookies and follows redirects one at a time. Links to `PUBLIC_URL` (which
+/// the app builds its redirects from) are sent to the test instance.
+pub struct Browser {
+    /// The cookie-keeping client.
+    pub client: reqwest::Client,
+    base: String,
+    public: String,
+}
+
+impl TestApp {
+    /// A fresh browser for this app.
+    pub fn browser(&self) -> Browser {
+        Browser {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .cookie_store(true)
+                .build()
+                .expect("client"),
+            base: self.base.clone(),
+            public: self.state.config.origin(),
+        }
+    }
+}
+
+impl Browser {
+    fn resolve(&self, url: &str) -> String {
+        if let Some(path) = url.strip_prefix(&self.public) {
+            format!("{}{path}", self.base)
+        } else if url.starts_with('/') {
+            format!("{}{url}", self.base)
+        } else {
+            url.to_owned()
+        }
+    }
+
+    /// `GET` a path of the app or any URL.
+    pub async fn get(&self, url: &str) -> Response {
+        self.client
+            .get(self.resolve(url))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Follows redirects until a non-redirect answer, or until the app redirects to one of its
+    /// own pages (returned as the redirect, so its `Location` can be checked).
+    pub async fn follow(&self, mut response: Response) -> Response {
+        for _ in 0..10 {
+            if !response.status().is_redirection() {
+                return response;
+            }
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .expect("redirect has a location")
+                .to_owned();
+            if location.starts_with('/') && !location.starts_with("/auth/oauth/") {
+                return response;
+            }
+            response = self.get(&location).await;
+        }
+        panic!("too many redirects");
+    }
+
+    /// The `Location` of a redirect.
+    pub fn location(response: &Response) -> String {
+        response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .expect("location")
+            .to_owned()
     }
 }
 

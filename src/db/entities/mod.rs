@@ -1,6 +1,7 @@
 //! SeaORM entities, one per table. Ids are stored as their canonical strings.
 
 pub mod audit_log;
+pub mod auth_ceremonies;
 pub mod check_in_staff;
 pub mod email_codes;
 pub mod event_cancellations;
@@ -31,4 +32,6 @@ pub mod stock_counters;
 pub mod stock_movements;
 pub mod tickets;
 pub mod user_authorization;
+pub mod user_identities;
 pub mod users;
+pub mod webauthn_credentials;

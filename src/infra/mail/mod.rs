@@ -170,6 +170,15 @@ pub enum Mail {
         /// Its tracking number.
         tracking_number: String,
     },
+    /// A one-time code to sign in without a password (or passkey).
+    LoginCode {
+        /// Greeting name.
+        name: String,
+        /// The code.
+        code: String,
+        /// Validity in minutes.
+        minutes: u32,
+    },
 }
 
 /// Status of an outbox row.

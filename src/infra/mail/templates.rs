@@ -437,6 +437,26 @@ pub fn render(mail: &Mail, locale: MailLocale) -> anyhow::Result<Rendered> {
             footer: Vec::new(),
         }
         .render(ko),
+        Mail::LoginCode {
+            name,
+            code,
+            minutes,
+        } => Notice {
+            subject: if ko {
+                format!("[boxoffice] 로그인 코드 {code}")
+            } else {
+                format!("[boxoffice] Your sign-in code is {code}")
+            },
+            greeting: greeting(ko, name),
+            paragraphs: vec![if ko {
+                format!("아래 코드를 입력하면 로그인됩니다. 코드는 {minutes}분 동안 유효합니다.")
+            } else {
+                format!("Enter the code below to sign in. It is valid for {minutes} minutes.")
+            }],
+            code: Some(code.clone()),
+            footer: not_you(ko),
+        }
+        .render(ko),
     }
 }
 

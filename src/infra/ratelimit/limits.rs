@@ -27,6 +27,8 @@ pub mod account_action {
     pub const PASSWORD_CHECK: &str = "password_check";
     /// Tries of e-mailed codes, across every code the account is sent (a day's cap).
     pub const CODE_ATTEMPT: &str = "code_attempt";
+    /// Sign-in code mails (`RATE_LIMIT_MAIL_PER_ACCOUNT`).
+    pub const LOGIN_CODE: &str = "login_code";
 }
 
 /// Code tries per account per day: every new code restarts its own five tries, so without a
