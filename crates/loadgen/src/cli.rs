@@ -99,11 +99,11 @@ pub struct Cli {
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
     pub hold_waiters: u32,
 
-    /// queue-burst: the server's Redis key prefix.
+    /// queue-burst, ws-fanout: the server's Redis key prefix (the run's queue is removed at the end).
     #[arg(long, default_value = "bo:")]
     pub redis_prefix: String,
 
-    /// queue-burst: leave the held waiters in Redis after the run.
+    /// queue-burst: leave the run's queue (and the held waiters) in Redis after the run.
     #[arg(long)]
     pub keep_waiters: bool,
 

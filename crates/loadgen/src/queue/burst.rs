@@ -13,7 +13,7 @@ use boxoffice::queue::{RedisRoom, WaitingRoom};
 use reqwest::{Client, StatusCode, Url};
 use tokio::task::JoinSet;
 
-use super::{HEARTBEAT_TIMEOUT_SECONDS, Join, event_with_queue, label};
+use super::{HEARTBEAT_TIMEOUT_SECONDS, Join, drop_queue, event_with_queue, label};
 use crate::cli::Cli;
 use crate::http;
 use crate::organizer;
@@ -142,9 +142,9 @@ pub async fn run(cli: &Cli, config: &RunConfig) -> Result<RunOutput> {
         output
             .phases
             .push(runner::measure(poll()?.named("status_with_line_held"), config).await);
-        if !cli.keep_waiters {
-            drop_queue(handle, &event_id).await;
-        }
+    }
+    if let (Some(handle), false) = (&redis, cli.keep_waiters) {
+        drop_queue(handle, &event_id).await;
     }
     Ok(output)
 }
@@ -222,17 +222,6 @@ async fn fill(handle: &RedisHandle, event_id: &str, count: usize, workers: u32) 
 /// A user id as long as the real ones (UUIDs), so the memory per waiter is the real one.
 fn synthetic_user(i: usize) -> String {
     format!("00000000-0000-7000-8000-{i:012}")
-}
-
-/// Removes the run's queue from Redis without blocking it (UNLINK frees in the background).
-async fn drop_queue(handle: &RedisHandle, event_id: &str) {
-    let base = format!("{}q:{{ev:{event_id}}}:", handle.prefix);
-    let mut conn = handle.conn.clone();
-    let mut unlink = redis::cmd("UNLINK");
-    for suffix in ["w:v", "w:n", "hb", "a", "al", "st"] {
-        unlink.arg(format!("{base}{suffix}"));
-    }
-    let _: redis::RedisResult<i64> = unlink.query_async(&mut conn).await;
 }
 
 /// `GET /queue/status?event_id=` with `X-Queue-Token`, each virtual user cycling through its

@@ -17,7 +17,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{Join, event_with_queue, label, rss_mib, set_paused};
+use super::{Join, drop_queue, event_with_queue, label, rss_mib, set_paused};
 use crate::cli::Cli;
 use crate::http;
 use crate::organizer;
@@ -254,6 +254,12 @@ pub async fn run(cli: &Cli, config: &RunConfig) -> Result<RunOutput> {
 
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
+    if let Ok(url) = boxoffice::config::ServiceUrl::parse(&cli.redis_url)
+        && let Ok(handle) =
+            boxoffice::infra::redis::RedisHandle::connect(&url, &cli.redis_prefix).await
+    {
+        drop_queue(&handle, &event_id).await;
+    }
     Ok(output)
 }
 

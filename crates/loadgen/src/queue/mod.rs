@@ -188,6 +188,18 @@ pub fn label(status: StatusCode, body: &[u8]) -> String {
     }
 }
 
+/// Removes a run's queue from the server's Redis without blocking it (UNLINK frees in the
+/// background), so runs do not pile up in a shared Redis.
+pub async fn drop_queue(handle: &boxoffice::infra::redis::RedisHandle, event_id: &str) {
+    let base = format!("{}q:{{ev:{event_id}}}:", handle.prefix);
+    let mut conn = handle.conn.clone();
+    let mut unlink = redis::cmd("UNLINK");
+    for suffix in ["w:v", "w:n", "hb", "a", "al", "st"] {
+        unlink.arg(format!("{base}{suffix}"));
+    }
+    let _: redis::RedisResult<i64> = unlink.query_async(&mut conn).await;
+}
+
 /// The server's resident memory in MiB, from `/proc/<pid>/status`.
 pub fn rss_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
