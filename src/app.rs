@@ -117,6 +117,9 @@ pub struct BuildOptions {
     /// An in-process bus shared with other instances in this process (tests of
     /// several instances without Redis); ignored when Redis is configured.
     pub shared_bus: Option<Bus>,
+    /// Starts the background workers (mail, sweepers, refunds, queue ticker); off for one-shot
+    /// commands.
+    pub background: bool,
     /// Replaces the live-orders hook (tests).
     pub live_orders: Option<Arc<dyn LiveOrders>>,
     /// Replaces the checkout and order lifecycle hooks.
@@ -137,6 +140,7 @@ impl Default for BuildOptions {
             live_orders: None,
             order_hooks: None,
             shared_room: None,
+            background: true,
         }
     }
 }
@@ -300,27 +304,31 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         .reload(&state.db, now)
         .await
         .map_err(|e| anyhow::anyhow!("loading ip blocks: {e}"))?;
-    tokio::spawn(crate::security::ip_blocks::keep_fresh(
-        state.clone(),
-        ip_block_changes,
-    ));
-    tokio::spawn(
-        MailWorker {
-            db,
-            clock: options.clock.clone(),
-            transport,
-            from,
-            wake: mail_wake,
-        }
-        .run(),
-    );
-    tokio::spawn(listen_for_revocations(state.clone()));
-    tokio::spawn(reload_keys_every_minute(keys, options.clock));
-    tokio::spawn(crate::catalog::events::sweep_forever(state.clone()));
-    tokio::spawn(crate::orders::expiry::sweep_forever(state.clone()));
-    tokio::spawn(crate::orders::refunds::work_forever(state.clone()));
-    tokio::spawn(crate::orders::event_cancel::work_forever(state.clone()));
-    crate::queue::start(&state);
+    // One-shot commands (`user create`, `keys rotate`, `bench seed`) must not
+    // claim mails, refunds or the queue ticker's lease and then exit in the middle of them.
+    if options.background {
+        tokio::spawn(crate::security::ip_blocks::keep_fresh(
+            state.clone(),
+            ip_block_changes,
+        ));
+        tokio::spawn(
+            MailWorker {
+                db,
+                clock: options.clock.clone(),
+                transport,
+                from,
+                wake: mail_wake,
+            }
+            .run(),
+        );
+        tokio::spawn(listen_for_revocations(state.clone()));
+        tokio::spawn(reload_keys_every_minute(keys, options.clock));
+        tokio::spawn(crate::catalog::events::sweep_forever(state.clone()));
+        tokio::spawn(crate::orders::expiry::sweep_forever(state.clone()));
+        tokio::spawn(crate::orders::refunds::work_forever(state.clone()));
+        tokio::spawn(crate::orders::event_cancel::work_forever(state.clone()));
+        crate::queue::start(&state);
+    }
     Ok(state)
 }
 

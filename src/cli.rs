@@ -168,7 +168,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Keys {
             command: KeysCommand::Rotate,
         } => {
-            let state = app::build_state(config, BuildOptions::default()).await?;
+            let state = app::build_state(config, one_shot()).await?;
             let kid = crate::auth::keys::rotate(
                 &state.db,
                 &state.secrets,
@@ -257,6 +257,14 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received; finishing in-flight requests");
 }
 
+/// Options of a command that does its work and exits: no background workers.
+fn one_shot() -> BuildOptions {
+    BuildOptions {
+        background: false,
+        ..BuildOptions::default()
+    }
+}
+
 async fn create_user(
     config: Config,
     email: String,
@@ -265,7 +273,7 @@ async fn create_user(
     vip: bool,
     name: Option<String>,
 ) -> anyhow::Result<()> {
-    let state = app::build_state(config, BuildOptions::default()).await?;
+    let state = app::build_state(config, one_shot()).await?;
     let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("email {}", e.message))?;
     state
         .passwords
@@ -301,7 +309,7 @@ async fn bench_seed(config: Config, count: u32, out: PathBuf) -> anyhow::Result<
         config.bench_mode,
         "bench seed needs BOXOFFICE_BENCH_MODE=true"
     );
-    let state = app::build_state(config, BuildOptions::default()).await?;
+    let state = app::build_state(config, one_shot()).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let password = "bench-password-2026".to_owned();
     // One hash shared by every bench user: seeding must not take 18 ms per user.
