@@ -17,7 +17,7 @@ use super::{
     codes::{self, Check, Purpose},
     flows::{self, Delivery, SignedIn},
     handlers::{LoginQuery, client_meta, deliver, delivery},
-    model::{Email, status},
+    model::Email,
     sessions::ClientMeta,
     signin, users,
 };
@@ -38,42 +38,14 @@ pub async fn request(state: &AppState, email: &str) -> AppResult<()> {
         .limits
         .check_account(account_action::LOGIN_CODE, email.normalized())
         .await?;
-    let Some(user) = users::find_by_email(&state.db, &email).await? else {
-        return Ok(());
-    };
-    if user.status != status::ACTIVE {
-        return Ok(());
-    }
-    let now = state.clock.now();
-    let sent = db::write_tx(&state.db, |tx| {
-        let (state, user) = (state.clone(), user.clone());
-        Box::pin(async move {
-            let Some(code) = codes::issue(
-                tx,
-                &state.secrets,
-                state.rng.as_ref(),
-                now,
-                &user.id,
-                Purpose::LoginCode,
-            )
-            .await?
-            else {
-                return Ok(false);
-            };
-            let mail = Mail::LoginCode {
-                name: user.name.clone().unwrap_or_default(),
-                code,
-                minutes: Purpose::LoginCode.ttl().whole_minutes() as u32,
-            };
-            flows::mail_user(tx, now, &user, &mail).await?;
-            Ok(true)
-        })
+    flows::mail_code(state, &email, Purpose::LoginCode, |name, code, minutes| {
+        Mail::LoginCode {
+            name,
+            code,
+            minutes,
+        }
     })
-    .await?;
-    if sent {
-        state.mail_wake.notify_one();
-    }
-    Ok(())
+    .await
 }
 
 /// Signs in with a mailed code. The code proves the mailbox, so an unconfirmed address

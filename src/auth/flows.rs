@@ -398,55 +398,16 @@ pub async fn login(
             "The e-mail address or password is wrong.",
         ));
     };
-    if account.status == super::model::status::DISABLED {
-        attempts::record(&state.db, now, &attempt(attempts::result::ACCOUNT_DISABLED)).await?;
-        metrics::login("account_disabled");
-        return Err(AppError::forbidden(
-            "account_disabled",
-            "This account has been disabled.",
-        ));
-    }
-    if account.email_verified_at.is_none() {
-        attempts::record(
-            &state.db,
-            now,
-            &attempt(attempts::result::EMAIL_NOT_VERIFIED),
-        )
-        .await?;
-        metrics::login("email_not_verified");
-        return Err(AppError::forbidden(
-            "email_not_verified",
-            "Confirm your e-mail address first; we sent you a code.",
-        ));
-    }
-    let (new_network, new_device) =
-        attempts::novelty(&state.db, &account.id, ip, meta.user_agent.as_deref()).await?;
-    let signed_in = start_session(
+    // The end every sign-in method shares: account checks, session, history, alerts.
+    super::signin::complete(
         state,
         account,
-        delivery,
         attempts::method::PASSWORD,
+        delivery,
         &meta,
         ip,
-        new_network || new_device,
     )
-    .await?;
-    attempts::record(&state.db, now, &attempt(attempts::result::SUCCESS)).await?;
-    if new_network {
-        let ip_text = ip.to_string();
-        events::record(
-            &state.db,
-            now,
-            EventKind::NewIpPrefix,
-            Severity::Low,
-            Some(&account.id),
-            Some(&ip_text),
-            serde_json::json!({"prefix": attempts::ip_prefix(ip)}),
-        )
-        .await?;
-    }
-    metrics::login("success");
-    Ok(signed_in)
+    .await
 }
 
 fn account_locked(now: OffsetDateTime, until: OffsetDateTime) -> AppError {
@@ -619,6 +580,50 @@ pub async fn mail_user<C: sea_orm::ConnectionTrait>(
         mail,
     )
     .await
+}
+
+/// Mails a fresh code of `purpose` to the active account with this address, made into a mail
+/// by `mail(name, code, minutes)`. Nothing happens for an unknown or inactive address (or while
+/// the code's resend interval runs), so the caller's answer never tells which it was.
+pub async fn mail_code(
+    state: &AppState,
+    email: &Email,
+    purpose: Purpose,
+    mail: fn(String, String, u32) -> Mail,
+) -> AppResult<()> {
+    let Some(user) = users::find_by_email(&state.db, email).await? else {
+        return Ok(());
+    };
+    if user.status != super::model::status::ACTIVE {
+        return Ok(());
+    }
+    let now = state.clock.now();
+    let sent = db::write_tx(&state.db, |tx| {
+        let (state, user) = (state.clone(), user.clone());
+        Box::pin(async move {
+            let Some(code) = codes::issue(
+                tx,
+                &state.secrets,
+                state.rng.as_ref(),
+                now,
+                &user.id,
+                purpose,
+            )
+            .await?
+            else {
+                return Ok(false);
+            };
+            let minutes = purpose.ttl().whole_minutes() as u32;
+            let mail = mail(user.name.clone().unwrap_or_default(), code, minutes);
+            mail_user(tx, now, &user, &mail).await?;
+            Ok(true)
+        })
+    })
+    .await?;
+    if sent {
+        state.mail_wake.notify_one();
+    }
+    Ok(())
 }
 
 /// After a commit that queued mail and ended sessions: wakes the mail worker and tells every

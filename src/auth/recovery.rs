@@ -46,42 +46,17 @@ async fn send_reset_code(state: &AppState, email: &Email) -> AppResult<()> {
     {
         return Ok(());
     }
-    let Some(user) = users::find_by_email(&state.db, email).await? else {
-        return Ok(());
-    };
-    if user.status != status::ACTIVE {
-        return Ok(());
-    }
-    let now = state.clock.now();
-    let sent = db::write_tx(&state.db, |tx| {
-        let (state, user) = (state.clone(), user.clone());
-        Box::pin(async move {
-            let Some(code) = codes::issue(
-                tx,
-                &state.secrets,
-                state.rng.as_ref(),
-                now,
-                &user.id,
-                Purpose::PasswordReset,
-            )
-            .await?
-            else {
-                return Ok(false);
-            };
-            let mail = Mail::PasswordReset {
-                name: user.name.clone().unwrap_or_default(),
-                code,
-                minutes: Purpose::PasswordReset.ttl().whole_minutes() as u32,
-            };
-            flows::mail_user(tx, now, &user, &mail).await?;
-            Ok(true)
-        })
-    })
-    .await?;
-    if sent {
-        state.mail_wake.notify_one();
-    }
-    Ok(())
+    flows::mail_code(
+        state,
+        email,
+        Purpose::PasswordReset,
+        |name, code, minutes| Mail::PasswordReset {
+            name,
+            code,
+            minutes,
+        },
+    )
+    .await
 }
 
 /// Sets a new password with a mailed code; every session of the account ends.

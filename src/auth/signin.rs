@@ -1,4 +1,4 @@
-//! The end every sign-in method shares (OAuth, passkey, e-mail code): account checks, a
+//! The end every sign-in method shares (password, OAuth, passkey, e-mail code): account checks, a
 //! session, login history, new-device alerts; and the record of a failed attempt.
 
 use std::net::IpAddr;
