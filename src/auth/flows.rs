@@ -172,7 +172,8 @@ fn email_taken() -> AppError {
     )
 }
 
-fn verification_mail(name: &str, code: String) -> Mail {
+/// The sign-up verification mail with its code.
+pub fn verification_mail(name: &str, code: String) -> Mail {
     Mail::VerifyEmail {
         name: name.to_owned(),
         code,

@@ -28,7 +28,7 @@ use crate::{
     db::{self, entities::users as user_rows},
     error::{AppError, AppResult},
     infra::{
-        mail::{self, Mail, MailLocale},
+        mail::{self, MailLocale},
         rng,
     },
 };
@@ -460,11 +460,7 @@ pub async fn finish_signup(
             .ok_or_else(|| {
                 AppError::internal(anyhow::anyhow!("fresh account already had a code"))
             })?;
-            let mail = Mail::VerifyEmail {
-                name: name.unwrap_or_default(),
-                code,
-                minutes: Purpose::VerifyEmail.ttl().whole_minutes() as u32,
-            };
+            let mail = flows::verification_mail(name.as_deref().unwrap_or_default(), code);
             mail::enqueue(tx, now, email.as_str(), MailLocale::Ko, &mail).await?;
             flows::audit(
                 tx,
