@@ -409,6 +409,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(crate::openapi::docs_router(openapi_json))
         .merge(crate::openapi::infra_router())
+        .merge(crate::web::router())
         .fallback(mw::not_found)
         .method_not_allowed_fallback(mw::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), crate::http::public_cache::serve))
@@ -424,6 +425,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(mw::security_headers))
         .layer(CatchPanicLayer::custom(mw::panic_response))
+        .layer(middleware::from_fn(crate::web::errors::friendly))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let request_id = req

@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod orders;
 pub mod queue;
 pub mod security;
+pub mod web;
 
 pub use app::{AppState, Application, BuildOptions};
 pub use config::Config;

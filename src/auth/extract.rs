@@ -124,6 +124,17 @@ impl<R: MinRole> FromRequestParts<AppState> for RequireRole<R> {
     }
 }
 
+/// The browser session's user of a request, ignoring any bearer token (pages).
+pub async fn authenticate_cookie(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<Option<AuthUser>, AppError> {
+    if parts.headers.contains_key(header::AUTHORIZATION) {
+        return Ok(None);
+    }
+    authenticate(parts, state).await
+}
+
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<AuthUser>, AppError> {
     let now = state.clock.now();
     if let Some(value) = parts.headers.get(header::AUTHORIZATION) {

@@ -12,15 +12,24 @@ use axum::{
 use crate::error::AppError;
 
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+/// Pages: every script and style from us (images also from organizers' https poster URLs); no inline script or style; fetch and the
+/// waiting room's WebSocket to us only.
+pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; connect-src 'self'; font-src 'self'; media-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 // Swagger UI ships its own stylesheet and sets inline styles from script.
 const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'";
 
 /// Adds CSP, `nosniff`, frame denial and referrer policy to every response.
 pub async fn security_headers(req: Request, next: Next) -> Response {
-    let docs = req.uri().path().starts_with("/docs");
+    let path = req.uri().path();
+    let csp = if path.starts_with("/docs") {
+        DOCS_CSP
+    } else if crate::web::errors::is_page_path(path) || path.starts_with("/static/") {
+        PAGE_CSP
+    } else {
+        API_CSP
+    };
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
-    let csp = if docs { DOCS_CSP } else { API_CSP };
     headers
         .entry(header::CONTENT_SECURITY_POLICY)
         .or_insert(HeaderValue::from_static(csp));
@@ -36,9 +45,15 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     response
 }
 
+/// Marks the 404 of a path no route knows, so a browser asking for it gets the friendly page.
+#[derive(Clone, Copy, Debug)]
+pub struct Unrouted;
+
 /// 404 for unknown routes.
-pub async fn not_found() -> AppError {
-    AppError::not_found()
+pub async fn not_found() -> Response {
+    let mut response = AppError::not_found().into_response();
+    response.extensions_mut().insert(Unrouted);
+    response
 }
 
 /// 405 for a known route with the wrong method.
