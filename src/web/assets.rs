@@ -104,7 +104,10 @@ mod tests {
         let urls: std::collections::HashSet<String> = names().iter().map(|n| url(n)).collect();
         assert_eq!(urls.len(), names().len());
         for u in urls {
-            assert!(u.starts_with("/static/") && u.matches('.').count() == 2, "{u}");
+            assert!(
+                u.starts_with("/static/") && u.matches('.').count() == 2,
+                "{u}"
+            );
         }
     }
 

@@ -99,7 +99,9 @@ pub async fn list(
     let from = params
         .from
         .as_deref()
-        .and_then(|d| time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]")).ok())
+        .and_then(|d| {
+            time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]")).ok()
+        })
         .map(|d| d.midnight().assume_offset(format::offset_of("Asia/Seoul")));
     let wanted = match params.state.as_deref() {
         Some("on_sale") => Some(SaleState::OnSale),
@@ -128,7 +130,11 @@ pub async fn list(
         .collect();
     let keep = |cursor: &str| {
         let mut url = format!("/?cursor={}", super::context::encode(cursor));
-        for (k, v) in [("q", &params.q), ("from", &params.from), ("state", &params.state)] {
+        for (k, v) in [
+            ("q", &params.q),
+            ("from", &params.from),
+            ("state", &params.state),
+        ] {
             if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
                 url.push_str(&format!("&{k}={}", super::context::encode(v)));
             }
@@ -251,7 +257,13 @@ pub async fn event(State(state): State<AppState>, ctx: Ctx, Path(id): Path<Strin
                 when: format::datetime(lang, p.start_at, &tz),
                 left: p
                     .tickets_left
-                    .map(|n| if n > 0 { n.to_string() } else { c.sold_out.to_owned() })
+                    .map(|n| {
+                        if n > 0 {
+                            n.to_string()
+                        } else {
+                            c.sold_out.to_owned()
+                        }
+                    })
                     .unwrap_or_else(|| "—".into()),
                 per_user: p.per_user_limit,
             })
@@ -294,7 +306,10 @@ fn product_row(lang: Lang, c: &CatalogTexts, currency: &str, p: &ProductView) ->
             None => c.preorder.to_owned(),
         });
     ProductRow {
-        name: p.grade.clone().map_or_else(|| p.name.clone(), |g| format!("{g} · {}", p.name)),
+        name: p
+            .grade
+            .clone()
+            .map_or_else(|| p.name.clone(), |g| format!("{g} · {}", p.name)),
         detail,
         price: format::money(lang, p.price, currency),
         sold_out: p.remaining <= 0 && preorder.is_none(),

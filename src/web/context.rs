@@ -32,7 +32,10 @@ pub struct Ctx {
 impl FromRequestParts<AppState> for Ctx {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         // A stale or revoked cookie makes the page signed-out, not an error.
         let user = extract::authenticate_cookie(parts, state)
             .await
@@ -41,10 +44,12 @@ impl FromRequestParts<AppState> for Ctx {
         let lang = match (i18n::cookie_lang(&parts.headers), &user) {
             (Some(lang), _) => lang,
             // Signed in on a new browser: the profile's language, not the browser's.
-            (None, Some(user)) => match crate::auth::users::find_by_id(&state.db, &user.user_id).await {
-                Ok(Some(row)) => Lang::parse(&row.locale).unwrap_or(Lang::Ko),
-                _ => i18n::negotiate(&parts.headers),
-            },
+            (None, Some(user)) => {
+                match crate::auth::users::find_by_id(&state.db, &user.user_id).await {
+                    Ok(Some(row)) => Lang::parse(&row.locale).unwrap_or(Lang::Ko),
+                    _ => i18n::negotiate(&parts.headers),
+                }
+            }
             (None, None) => i18n::negotiate(&parts.headers),
         };
         let csrf = user
@@ -97,7 +102,9 @@ impl Ctx {
 
     /// Whether the user may use the organizer pages.
     pub fn is_organizer(&self) -> bool {
-        self.user.as_ref().is_some_and(|u| u.role >= Role::Organizer)
+        self.user
+            .as_ref()
+            .is_some_and(|u| u.role >= Role::Organizer)
     }
 
     /// Whether the user may use the admin pages.

@@ -163,5 +163,8 @@ fn render(
         request_id: request_id.filter(|_| status.is_server_error()),
         signed_out: status == StatusCode::UNAUTHORIZED,
     };
-    Body::from(page.render().unwrap_or_else(|_| format!("{} {title}", status.as_u16())))
+    Body::from(
+        page.render()
+            .unwrap_or_else(|_| format!("{} {title}", status.as_u16())),
+    )
 }

@@ -77,7 +77,7 @@ fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -113,8 +113,17 @@ mod tests {
     #[test]
     fn korean_events_are_shown_in_korean_time() {
         let at = datetime!(2026-12-24 10:00 UTC);
-        assert_eq!(datetime(Lang::Ko, at, "Asia/Seoul"), "2026년 12월 24일 (목) 19:00");
-        assert_eq!(datetime(Lang::En, at, "Asia/Seoul"), "Thu 24 Dec 2026, 19:00");
-        assert_eq!(datetime(Lang::En, at, "Europe/Paris"), "Thu 24 Dec 2026, 10:00 UTC");
+        assert_eq!(
+            datetime(Lang::Ko, at, "Asia/Seoul"),
+            "2026년 12월 24일 (목) 19:00"
+        );
+        assert_eq!(
+            datetime(Lang::En, at, "Asia/Seoul"),
+            "Thu 24 Dec 2026, 19:00"
+        );
+        assert_eq!(
+            datetime(Lang::En, at, "Europe/Paris"),
+            "Thu 24 Dec 2026, 10:00 UTC"
+        );
     }
 }

@@ -3,8 +3,8 @@
 
 use axum::http::{HeaderMap, header};
 
-pub use crate::auth::model::Locale as Lang;
 use crate::auth::extract::cookie;
+pub use crate::auth::model::Locale as Lang;
 
 /// Cookie remembering the chosen language (set by the switch and on sign-in).
 pub const LANG_COOKIE: &str = "lang";
@@ -104,35 +104,89 @@ texts! {
 /// A friendly sentence for a stable error code, in `lang` (`None`: show the API's own detail).
 pub fn error_message(lang: Lang, code: &str) -> Option<&'static str> {
     let (ko, en) = match code {
-        "not_found" => ("찾으시는 페이지가 없습니다.", "We could not find that page."),
-        "forbidden" => ("이 페이지를 볼 권한이 없습니다.", "You are not allowed to see this page."),
+        "not_found" => (
+            "찾으시는 페이지가 없습니다.",
+            "We could not find that page.",
+        ),
+        "forbidden" => (
+            "이 페이지를 볼 권한이 없습니다.",
+            "You are not allowed to see this page.",
+        ),
         "unauthenticated" => ("로그인이 필요합니다.", "Please sign in first."),
         "csrf_failed" => (
             "보안 토큰이 맞지 않습니다. 페이지를 새로 고친 뒤 다시 시도해 주세요.",
             "The security token did not match. Reload the page and try again.",
         ),
         "rate_limited" => ("요청이 너무 많습니다.", "Too many requests."),
-        "ip_blocked" => ("이 네트워크에서의 접근이 차단되었습니다.", "Access from this network is blocked."),
-        "invalid_credentials" => ("이메일 또는 비밀번호가 맞지 않습니다.", "The e-mail or password is wrong."),
-        "account_locked" => ("로그인 실패가 많아 잠시 잠겼습니다.", "Too many failed sign-ins; the account is locked for a while."),
-        "email_not_verified" => ("먼저 이메일 인증을 마쳐 주세요.", "Please confirm your e-mail address first."),
-        "email_taken" => ("이미 가입된 이메일입니다.", "That e-mail address is already registered."),
-        "validation_failed" => ("입력한 내용을 확인해 주세요.", "Please check what you entered."),
+        "ip_blocked" => (
+            "이 네트워크에서의 접근이 차단되었습니다.",
+            "Access from this network is blocked.",
+        ),
+        "invalid_credentials" => (
+            "이메일 또는 비밀번호가 맞지 않습니다.",
+            "The e-mail or password is wrong.",
+        ),
+        "account_locked" => (
+            "로그인 실패가 많아 잠시 잠겼습니다.",
+            "Too many failed sign-ins; the account is locked for a while.",
+        ),
+        "email_not_verified" => (
+            "먼저 이메일 인증을 마쳐 주세요.",
+            "Please confirm your e-mail address first.",
+        ),
+        "email_taken" => (
+            "이미 가입된 이메일입니다.",
+            "That e-mail address is already registered.",
+        ),
+        "validation_failed" => (
+            "입력한 내용을 확인해 주세요.",
+            "Please check what you entered.",
+        ),
         "sold_out" => ("매진되었습니다.", "Sold out."),
-        "seat_unavailable" => ("선택한 좌석을 이미 다른 분이 잡았습니다.", "Someone else has just taken those seats."),
-        "limit_exceeded" => ("1인 구매 한도를 넘었습니다.", "That is more than the per-person limit."),
-        "sale_not_open" => ("아직 판매가 시작되지 않았습니다.", "The sale has not opened yet."),
+        "seat_unavailable" => (
+            "선택한 좌석을 이미 다른 분이 잡았습니다.",
+            "Someone else has just taken those seats.",
+        ),
+        "limit_exceeded" => (
+            "1인 구매 한도를 넘었습니다.",
+            "That is more than the per-person limit.",
+        ),
+        "sale_not_open" => (
+            "아직 판매가 시작되지 않았습니다.",
+            "The sale has not opened yet.",
+        ),
         "sale_closed" => ("판매가 종료되었습니다.", "The sale has closed."),
         "event_canceled" => ("취소된 공연입니다.", "This event has been canceled."),
-        "admission_required" => ("대기열을 거쳐 입장해야 구매할 수 있습니다.", "Please go through the waiting room first."),
+        "admission_required" => (
+            "대기열을 거쳐 입장해야 구매할 수 있습니다.",
+            "Please go through the waiting room first.",
+        ),
         "order_expired" => ("주문 유효 시간이 지났습니다.", "This order has expired."),
-        "cancel_not_allowed" => ("취소 가능 기간이 지났습니다.", "This order can no longer be canceled."),
-        "invalid_transition" => ("지금 상태에서는 할 수 없는 작업입니다.", "That is not possible in the order's current state."),
-        "queue_not_open" => ("대기열이 아직 열리지 않았습니다.", "The waiting room is not open yet."),
-        "queue_not_enabled" => ("이 공연은 대기열 없이 바로 구매할 수 있습니다.", "This event sells without a waiting room."),
+        "cancel_not_allowed" => (
+            "취소 가능 기간이 지났습니다.",
+            "This order can no longer be canceled.",
+        ),
+        "invalid_transition" => (
+            "지금 상태에서는 할 수 없는 작업입니다.",
+            "That is not possible in the order's current state.",
+        ),
+        "queue_not_open" => (
+            "대기열이 아직 열리지 않았습니다.",
+            "The waiting room is not open yet.",
+        ),
+        "queue_not_enabled" => (
+            "이 공연은 대기열 없이 바로 구매할 수 있습니다.",
+            "This event sells without a waiting room.",
+        ),
         "payload_too_large" => ("보낸 내용이 너무 큽니다.", "What you sent is too large."),
-        "internal_error" => ("일시적인 오류가 발생했습니다.", "Something went wrong on our side."),
-        "service_unavailable" => ("잠시 서비스를 이용할 수 없습니다.", "The service is briefly unavailable."),
+        "internal_error" => (
+            "일시적인 오류가 발생했습니다.",
+            "Something went wrong on our side.",
+        ),
+        "service_unavailable" => (
+            "잠시 서비스를 이용할 수 없습니다.",
+            "The service is briefly unavailable.",
+        ),
         _ => return None,
     };
     Some(match lang {
@@ -144,12 +198,32 @@ pub fn error_message(lang: Lang, code: &str) -> Option<&'static str> {
 /// Codes shown by scripts, with their sentences, as a JSON object for the page's data block.
 pub fn error_messages_json(lang: Lang) -> String {
     const CODES: [&str; 26] = [
-        "not_found", "forbidden", "unauthenticated", "csrf_failed", "rate_limited", "ip_blocked",
-        "invalid_credentials", "account_locked", "email_not_verified", "email_taken",
-        "validation_failed", "sold_out", "seat_unavailable", "limit_exceeded", "sale_not_open",
-        "sale_closed", "event_canceled", "admission_required", "order_expired",
-        "cancel_not_allowed", "invalid_transition", "queue_not_open", "queue_not_enabled",
-        "payload_too_large", "internal_error", "service_unavailable",
+        "not_found",
+        "forbidden",
+        "unauthenticated",
+        "csrf_failed",
+        "rate_limited",
+        "ip_blocked",
+        "invalid_credentials",
+        "account_locked",
+        "email_not_verified",
+        "email_taken",
+        "validation_failed",
+        "sold_out",
+        "seat_unavailable",
+        "limit_exceeded",
+        "sale_not_open",
+        "sale_closed",
+        "event_canceled",
+        "admission_required",
+        "order_expired",
+        "cancel_not_allowed",
+        "invalid_transition",
+        "queue_not_open",
+        "queue_not_enabled",
+        "payload_too_large",
+        "internal_error",
+        "service_unavailable",
     ];
     let mut map = serde_json::Map::new();
     for code in CODES {
@@ -163,7 +237,9 @@ pub fn error_messages_json(lang: Lang) -> String {
     map.insert("_working".into(), common.working.into());
     map.insert("_saved".into(), common.saved.into());
     // `</` cannot appear inside a script data block.
-    serde_json::Value::Object(map).to_string().replace("</", "<\\/")
+    serde_json::Value::Object(map)
+        .to_string()
+        .replace("</", "<\\/")
 }
 
 #[cfg(test)]
