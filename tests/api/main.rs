@@ -37,3 +37,4 @@ mod signup;
 mod tokens;
 mod ugly_inputs;
 mod verify;
+mod web_pages;
