@@ -56,6 +56,9 @@ pub struct App {
     pub config: Config,
     /// Primary database.
     pub db: DatabaseConnection,
+    /// Anonymous catalog reads and organizer reports: the replica of `DATABASE_READ_URL`, else
+    /// the primary. A buyer's own orders and anything written are never read here.
+    pub read_db: DatabaseConnection,
     /// Time source.
     pub clock: Arc<dyn Clock>,
     /// Randomness source.
@@ -199,6 +202,12 @@ impl Application {
 }
 
 impl App {
+    /// The connection for a catalog read: the replica for anonymous readers, the primary for
+    /// signed-in ones (who must see their own drafts and changes at once).
+    pub fn catalog_reader(&self, anonymous: bool) -> &DatabaseConnection {
+        if anonymous { &self.read_db } else { &self.db }
+    }
+
     /// Tells every instance that public catalog data of an event changed, so cached reads are
     /// dropped now rather than at their expiry.
     pub async fn catalog_changed(&self, event_id: &str) {
@@ -214,6 +223,11 @@ impl App {
 pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Result<AppState> {
     let db = db::connect(&config.database_url, config.database_pool_max).await?;
     db::migration::run(&db, &config.database_url).await?;
+    // The replica is migrated through replication, never by us.
+    let read_db = match &config.database_read_url {
+        Some(url) => db::connect(url, config.database_pool_max).await?,
+        None => db.clone(),
+    };
     let now = options.clock.now();
     let master = load_secret_key(&config, &db, options.rng.as_ref(), now).await?;
     let secrets = Arc::new(Secrets::derive(&master));
@@ -273,6 +287,7 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
             .build(),
         config,
         db: db.clone(),
+        read_db,
         clock: options.clock.clone(),
         rng: options.rng,
         secrets,

@@ -650,13 +650,14 @@ pub async fn update(
 
 /// One event, if the viewer may see it (drafts: owner and admins only).
 pub async fn get(state: &AppState, viewer: Option<&Viewer>, id: &str) -> AppResult<EventView> {
+    let conn = state.catalog_reader(viewer.is_none());
     let row = events::Entity::find_by_id(id.to_owned())
-        .one(&state.db)
+        .one(conn)
         .await?
         .filter(|row| super::access::can_see(viewer, row))
         .ok_or_else(AppError::not_found)?;
     let now = state.clock.now();
-    let performances = performances::list_views(&state.db, &row, now).await?;
+    let performances = performances::list_views(conn, &row, now).await?;
     Ok(view(&row, performances, now))
 }
 
@@ -699,6 +700,7 @@ pub async fn list(
     viewer: Option<&Viewer>,
     query: ListQuery,
 ) -> AppResult<EventPage> {
+    let conn = state.catalog_reader(viewer.is_none());
     let limit = crate::http::page::limit(query.limit, 20, 100)
         .map_err(|e| AppError::validation(vec![e]))?;
     let mut select = events::Entity::find();
@@ -735,13 +737,13 @@ pub async fn list(
         .order_by_asc(events::Column::StartAt)
         .order_by_asc(events::Column::Id)
         .limit(limit + 1)
-        .all(&state.db)
+        .all(conn)
         .await?;
     let (rows, next_cursor) = split_page(rows, limit, |row| {
         Cursor::new(from_db(row.start_at), &row.id)
     });
     let now = state.clock.now();
-    let all_performances = performances::views_for(&state.db, &rows, now).await?;
+    let all_performances = performances::views_for(conn, &rows, now).await?;
     let items = rows
         .iter()
         .map(|row| {

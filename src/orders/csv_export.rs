@@ -217,13 +217,15 @@ async fn orders_page(
     let rows = select
         .order_by_asc(orders::Column::Id)
         .limit(PAGE)
-        .all(&state.db)
+        .all(&state.read_db)
         .await?;
     let last = more(&rows, |o| o.id.clone());
-    let people = buyers(&state.db, rows.iter().map(|o| o.user_id.clone())).await?;
-    let lines =
-        crate::orders::view::lines_by_order(&state.db, rows.iter().map(|o| o.id.clone()).collect())
-            .await?;
+    let people = buyers(&state.read_db, rows.iter().map(|o| o.user_id.clone())).await?;
+    let lines = crate::orders::view::lines_by_order(
+        &state.read_db,
+        rows.iter().map(|o| o.id.clone()).collect(),
+    )
+    .await?;
     let out = rows
         .into_iter()
         .map(|o| {
@@ -277,7 +279,7 @@ async fn attendees_page(
     let rows = select
         .order_by_asc(tickets::Column::Id)
         .limit(PAGE)
-        .all(&state.db)
+        .all(&state.read_db)
         .await?;
     let last = more(&rows, |t| t.id.clone());
     let mut order_ids: Vec<String> = rows.iter().map(|t| t.order_id.clone()).collect();
@@ -292,18 +294,19 @@ async fn attendees_page(
             .column(orders::Column::UserId)
             .filter(orders::Column::Id.is_in(order_ids.clone()))
             .into_tuple::<(String, String)>()
-            .all(&state.db)
+            .all(&state.read_db)
             .await?
             .into_iter()
             .collect()
     };
-    let people = buyers(&state.db, owners.values().cloned()).await?;
-    let lines: HashMap<String, String> = crate::orders::view::lines_by_order(&state.db, order_ids)
-        .await?
-        .into_values()
-        .flatten()
-        .map(|l| (l.id, l.name))
-        .collect();
+    let people = buyers(&state.read_db, owners.values().cloned()).await?;
+    let lines: HashMap<String, String> =
+        crate::orders::view::lines_by_order(&state.read_db, order_ids)
+            .await?
+            .into_values()
+            .flatten()
+            .map(|l| (l.id, l.name))
+            .collect();
     let out = rows
         .into_iter()
         .map(|t| {
@@ -345,7 +348,7 @@ async fn fulfillment_page(
     let rows = select
         .order_by_asc(order_items::Column::Id)
         .limit(PAGE)
-        .all(&state.db)
+        .all(&state.read_db)
         .await?;
     let last = more(&rows, |l| l.id.clone());
     let mut order_ids: Vec<String> = rows.iter().map(|l| l.order_id.clone()).collect();
@@ -357,13 +360,17 @@ async fn fulfillment_page(
         orders::Entity::find()
             .filter(orders::Column::Id.is_in(order_ids))
             .filter(orders::Column::Status.eq(OrderStatus::Confirmed.as_str()))
-            .all(&state.db)
+            .all(&state.read_db)
             .await?
             .into_iter()
             .map(|o| (o.id.clone(), o))
             .collect()
     };
-    let people = buyers(&state.db, confirmed.values().map(|o| o.user_id.clone())).await?;
+    let people = buyers(
+        &state.read_db,
+        confirmed.values().map(|o| o.user_id.clone()),
+    )
+    .await?;
     let variant_ids: Vec<String> = rows.iter().filter_map(|l| l.variant_id.clone()).collect();
     let variants: HashMap<String, String> = if variant_ids.is_empty() {
         HashMap::new()
@@ -374,7 +381,7 @@ async fn fulfillment_page(
             .column(product_variants::Column::Name)
             .filter(product_variants::Column::Id.is_in(variant_ids))
             .into_tuple::<(String, String)>()
-            .all(&state.db)
+            .all(&state.read_db)
             .await?
             .into_iter()
             .collect()

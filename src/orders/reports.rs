@@ -102,12 +102,12 @@ pub async fn list(
         .order_by_desc(orders::Column::CreatedAt)
         .order_by_desc(orders::Column::Id)
         .limit(limit + 1)
-        .all(&state.db)
+        .all(&state.read_db)
         .await?;
     let (rows, next_cursor) =
         split_page(rows, limit, |o| Cursor::new(from_db(o.created_at), &o.id));
-    let people = buyers(&state.db, rows.iter().map(|o| o.user_id.clone())).await?;
-    let items = present_all(&state.db, rows)
+    let people = buyers(&state.read_db, rows.iter().map(|o| o.user_id.clone())).await?;
+    let items = present_all(&state.read_db, rows)
         .await?
         .into_iter()
         .map(|order| {
@@ -222,10 +222,10 @@ struct Tally {
 /// The sales report of an event.
 pub async fn sales(state: &AppState, viewer: &Viewer, event_id: &str) -> AppResult<SalesReport> {
     let event = access::manageable_event(state, viewer, event_id).await?;
-    let backend = state.db.get_database_backend();
+    let backend = state.read_db.get_database_backend();
     let mut tallies: HashMap<String, Tally> = HashMap::new();
     for row in state
-        .db
+        .read_db
         .query_all_raw(Statement::from_sql_and_values(
             backend,
             "SELECT i.product_id AS product_id, o.status AS status, \
@@ -255,7 +255,7 @@ pub async fn sales(state: &AppState, viewer: &Viewer, event_id: &str) -> AppResu
     }
     let mut totals = SalesTotals::default();
     for row in state
-        .db
+        .read_db
         .query_all_raw(Statement::from_sql_and_values(
             backend,
             "SELECT status, CAST(COUNT(*) AS SIGNED) AS n, CAST(SUM(total) AS SIGNED) AS total, \
@@ -297,9 +297,9 @@ pub async fn sales(state: &AppState, viewer: &Viewer, event_id: &str) -> AppResu
         .filter(products::Column::EventId.eq(event_id))
         .order_by_asc(products::Column::CreatedAt)
         .order_by_asc(products::Column::Id)
-        .all(&state.db)
+        .all(&state.read_db)
         .await?;
-    let views = products_store::views(&state.db, &event, rows, state.clock.now()).await?;
+    let views = products_store::views(&state.read_db, &event, rows, state.clock.now()).await?;
     let mut grades: BTreeMap<(Option<String>, Option<String>), GradeSales> = BTreeMap::new();
     let products = views
         .into_iter()

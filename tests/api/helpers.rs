@@ -350,6 +350,8 @@ pub struct Spawn {
     pub redis_url: Option<String>,
     /// OAuth providers (e.g. a fake provider's settings).
     pub oauth: Option<boxoffice::config::OAuthConfig>,
+    /// `DATABASE_READ_URL` (a second database standing in for a replica).
+    pub database_read_url: Option<String>,
 }
 
 impl Default for Spawn {
@@ -360,6 +362,7 @@ impl Default for Spawn {
             live_orders: None,
             redis_url: None,
             oauth: None,
+            database_read_url: None,
         }
     }
 }
@@ -441,6 +444,10 @@ impl TestApp {
                 .clone()
                 .or_else(redis_url)
                 .map(|u| ServiceUrl::parse(&u).expect("redis url")),
+            database_read_url: options
+                .database_read_url
+                .as_deref()
+                .map(|u| ServiceUrl::parse(u).expect("read url")),
             database_pool_max: Some(5),
             ..Config::default()
         };

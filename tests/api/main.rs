@@ -28,6 +28,7 @@ mod queue_checkout;
 mod queue_live;
 mod queue_room;
 mod rate_limits;
+mod read_replica;
 mod reports;
 mod seat_maps;
 mod security_events;

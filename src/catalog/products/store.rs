@@ -1379,8 +1379,9 @@ pub async fn visible<C: ConnectionTrait>(
 
 /// One product.
 pub async fn get(state: &AppState, viewer: Option<&Viewer>, id: &str) -> AppResult<ProductView> {
-    let (product, event) = visible(&state.db, viewer, id).await?;
-    view_of(&state.db, &event, product, state.clock.now()).await
+    let conn = state.catalog_reader(viewer.is_none());
+    let (product, event) = visible(conn, viewer, id).await?;
+    view_of(conn, &event, product, state.clock.now()).await
 }
 
 /// The products of one event by creation time, with keyset pagination.
@@ -1436,7 +1437,7 @@ pub async fn list(
         return Err(AppError::validation(errors));
     };
     let event = events::Entity::find_by_id(event_id.to_owned())
-        .one(&state.db)
+        .one(state.catalog_reader(viewer.is_none()))
         .await?
         .filter(|e| can_see(viewer, e))
         .ok_or_else(AppError::not_found)?;
@@ -1456,11 +1457,17 @@ pub async fn list(
         .order_by_asc(products::Column::CreatedAt)
         .order_by_asc(products::Column::Id)
         .limit(limit + 1)
-        .all(&state.db)
+        .all(state.catalog_reader(viewer.is_none()))
         .await?;
     let (rows, next_cursor) = crate::http::page::split_page(rows, limit, |row| {
         crate::http::page::Cursor::new(crate::infra::clock::from_db(row.created_at), &row.id)
     });
-    let items = views(&state.db, &event, rows, state.clock.now()).await?;
+    let items = views(
+        state.catalog_reader(viewer.is_none()),
+        &event,
+        rows,
+        state.clock.now(),
+    )
+    .await?;
     Ok(ProductPage { items, next_cursor })
 }
