@@ -342,6 +342,7 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         tokio::spawn(crate::orders::expiry::sweep_forever(state.clone()));
         tokio::spawn(crate::orders::refunds::work_forever(state.clone()));
         tokio::spawn(crate::orders::event_cancel::work_forever(state.clone()));
+        tokio::spawn(crate::infra::gauges::sample_forever(state.clone()));
         crate::queue::start(&state);
     }
     Ok(state)

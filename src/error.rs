@@ -222,6 +222,7 @@ impl IntoResponse for AppError {
         if let Some(cause) = &self.internal {
             tracing::error!(error = ?cause, code = self.code, "request failed");
         }
+        metrics::counter!("boxoffice_errors_total", "code" => self.code).increment(1);
         let body = Problem {
             kind: format!(
                 "https://boxoffice.dev/problems/{}",

@@ -87,6 +87,8 @@ where
     F: for<'a> FnMut(&'a DatabaseTransaction) -> TxFuture<'a, T> + Send,
 {
     let gate = sqlite_writer(db);
+    let started = std::time::Instant::now();
+    let _timer = Timer(started);
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -117,6 +119,16 @@ where
             }
             other => return other,
         }
+    }
+}
+
+/// Records a write transaction's time, retries included, however it ends.
+struct Timer(std::time::Instant);
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        metrics::histogram!("boxoffice_db_transaction_seconds")
+            .record(self.0.elapsed().as_secs_f64());
     }
 }
 

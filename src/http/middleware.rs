@@ -72,5 +72,6 @@ pub fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
         .cloned()
         .or_else(|| err.downcast_ref::<&str>().map(|s| (*s).to_owned()))
         .unwrap_or_else(|| "unknown panic".to_owned());
+    metrics::counter!("boxoffice_panics_total").increment(1);
     AppError::internal(anyhow::anyhow!("handler panicked: {detail}")).into_response()
 }

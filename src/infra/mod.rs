@@ -2,6 +2,7 @@
 
 pub mod bus;
 pub mod clock;
+pub mod gauges;
 pub mod mail;
 pub mod metrics;
 pub mod ratelimit;

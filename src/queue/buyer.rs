@@ -198,6 +198,8 @@ pub async fn join(
     if joined.new {
         metrics::counter!("boxoffice_queue_joins_total", "event" => queue.event_id.clone())
             .increment(1);
+        metrics::counter!("boxoffice_funnel_total", "event" => queue.event_id.clone(), "stage" => "joined")
+            .increment(1);
     }
     let token = tokens::sign(
         &state.secrets.queue_token,

@@ -91,7 +91,10 @@ impl RedisRoom {
         call: &ScriptInvocation<'_>,
     ) -> Result<T, RoomError> {
         let mut conn = self.redis.conn.clone();
-        bounded(call.invoke_async(&mut conn)).await
+        let started = std::time::Instant::now();
+        let result = bounded(call.invoke_async(&mut conn)).await;
+        metrics::histogram!("boxoffice_redis_call_seconds").record(started.elapsed().as_secs_f64());
+        result
     }
 }
 

@@ -172,6 +172,8 @@ async fn announce(state: &AppState, event_id: &str, tick: &Tick) {
     if !tick.admitted.is_empty() {
         metrics::counter!("boxoffice_queue_admissions_total", "event" => event.clone())
             .increment(tick.admitted.len() as u64);
+        metrics::counter!("boxoffice_funnel_total", "event" => event.clone(), "stage" => "admitted")
+            .increment(tick.admitted.len() as u64);
         let message = Admitted {
             event_id: event.clone(),
             users: tick.admitted.clone(),

@@ -132,3 +132,45 @@ async fn unknown_routes_and_methods_are_problems() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn metrics_count_errors_by_code_and_sample_business_gauges() {
+    let app = TestApp::spawn().await;
+    let shop = crate::shop::Shop::open(&app).await;
+    let ticket = shop.ticket(&app, 10).await;
+    let buyer = app.user().await;
+    let order = crate::shop::place(
+        &app,
+        &buyer,
+        serde_json::json!([{"product_id": ticket, "quantity": 2}]),
+    )
+    .await;
+    crate::shop::confirm(&app, &buyer, &crate::shop::id(&order)).await;
+    app.get("/events/no-such-event").await;
+    boxoffice::infra::gauges::sample(&app.state.read_db)
+        .await
+        .expect("sampled");
+
+    let text = app.get("/metrics").await.text().await.expect("text");
+    assert!(
+        text.contains(r#"boxoffice_errors_total{code="not_found"}"#),
+        "{text}"
+    );
+    assert!(text.contains("boxoffice_mail_outbox_backlog"), "{text}");
+    let sold = format!(
+        r#"boxoffice_product_sold{{event="{}",product="{ticket}"}} 2"#,
+        shop.event_id
+    );
+    assert!(text.contains(&sold), "{text}");
+    let confirmed = format!(
+        r#"boxoffice_orders{{event="{}",status="CONFIRMED"}} 1"#,
+        shop.event_id
+    );
+    assert!(text.contains(&confirmed), "{text}");
+    let funnel = format!(
+        r#"boxoffice_funnel_total{{event="{}",stage="paid"}} 1"#,
+        shop.event_id
+    );
+    assert!(text.contains(&funnel), "{text}");
+    assert!(text.contains("boxoffice_db_transaction_seconds"), "{text}");
+}

@@ -116,6 +116,8 @@ pub async fn place(
     })
     .await?;
     metrics::counter!("boxoffice_orders_total", "result" => "placed").increment(1);
+    metrics::counter!("boxoffice_funnel_total", "event" => event.id.clone(), "stage" => "ordered")
+        .increment(1);
     Ok(view::present(order, lines))
 }
 

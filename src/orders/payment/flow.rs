@@ -566,6 +566,8 @@ pub async fn settle(
     Ok(match decision {
         Decision::Paid(change) => {
             metrics::counter!("boxoffice_orders_total", "result" => "paid").increment(1);
+            metrics::counter!("boxoffice_funnel_total", "event" => change.event_id.clone(), "stage" => "paid")
+                .increment(1);
             state.mail_wake.notify_one();
             state.order_hooks.announce(state, &[change]).await;
             Settlement::Paid
