@@ -16,11 +16,12 @@ pub fn handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
+                // Histograms (not summaries) for every duration, so instances can be aggregated.
                 .set_buckets_for_metric(
-                    Matcher::Full("http_request_duration_seconds".into()),
+                    Matcher::Suffix("_seconds".into()),
                     &[
                         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                        5.0, 10.0,
+                        5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
                     ],
                 )
                 .expect("non-empty bucket list")
