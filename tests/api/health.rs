@@ -172,5 +172,8 @@ async fn metrics_count_errors_by_code_and_sample_business_gauges() {
         shop.event_id
     );
     assert!(text.contains(&funnel), "{text}");
-    assert!(text.contains("boxoffice_db_transaction_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("boxoffice_db_transaction_seconds_bucket"),
+        "{text}"
+    );
 }

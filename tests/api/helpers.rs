@@ -352,6 +352,8 @@ pub struct Spawn {
     pub oauth: Option<boxoffice::config::OAuthConfig>,
     /// `DATABASE_READ_URL` (a second database standing in for a replica).
     pub database_read_url: Option<String>,
+    /// Reach the test database at another URL (e.g. through a proxy the test can cut).
+    pub database_url: Option<String>,
 }
 
 impl Default for Spawn {
@@ -363,6 +365,7 @@ impl Default for Spawn {
             redis_url: None,
             oauth: None,
             database_read_url: None,
+            database_url: None,
         }
     }
 }
@@ -434,7 +437,8 @@ impl TestApp {
         let mail = MailSink::start().await;
         let mut config = Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
-            database_url: ServiceUrl::parse(&db.url).expect("db url"),
+            database_url: ServiceUrl::parse(options.database_url.as_deref().unwrap_or(&db.url))
+                .expect("db url"),
             smtp_url: Some(
                 ServiceUrl::parse(options.smtp_url.as_deref().unwrap_or(&mail.url))
                     .expect("smtp url"),
@@ -821,4 +825,65 @@ pub async fn assert_problem(response: Response, status: StatusCode, code: &str) 
     );
     assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
     body
+}
+
+/// A TCP proxy in front of a test service (Redis, MariaDB) that the test can cut and restore,
+/// standing in for an outage: cutting drops every open connection and refuses new ones.
+pub struct FlakyProxy {
+    /// The service's URL with the proxy's address in place of the real one.
+    pub url: String,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl FlakyProxy {
+    /// Proxies the host and port of `real` (a `redis://` or `mysql://` URL).
+    pub async fn start(real: &str) -> Self {
+        let mut url = url::Url::parse(real).expect("service url");
+        let target = format!(
+            "{}:{}",
+            url.host_str().unwrap_or("127.0.0.1"),
+            url.port_or_known_default()
+                .unwrap_or(if url.scheme() == "redis" { 6379 } else { 3306 })
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let (accept_up, accept_links) = (up.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !accept_up.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let target = target.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                accept_links.lock().expect("links").push(link);
+            }
+        });
+        url.set_host(Some("127.0.0.1")).expect("host");
+        url.set_port(Some(port)).expect("port");
+        Self {
+            url: url.to_string().trim_end_matches('/').to_owned(),
+            up,
+            links,
+        }
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for link in self.links.lock().expect("links").drain(..) {
+            link.abort();
+        }
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
 }

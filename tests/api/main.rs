@@ -6,6 +6,7 @@ mod check_in;
 mod cli;
 mod cookies;
 mod deletion;
+mod drills;
 mod email_code;
 mod event_cancellation;
 mod events;

@@ -1,22 +1,16 @@
 //! The waiting room live: WebSocket pushes, several instances over one queue, leader failover,
 //! shutdown, and Redis going away and coming back.
 
-use std::{
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
 
 use crate::{
-    helpers::{Spawn, TestApp, TestUser, assert_problem, redis_url},
+    helpers::{FlakyProxy, Spawn, TestApp, TestUser, assert_problem, redis_url},
     queue::{eventually, join, queued_shop, status, status_by_token, until_admitted},
 };
 
@@ -244,59 +238,6 @@ async fn another_instance_takes_over_admission_when_the_leader_dies() {
     until_admitted(survivor, &shop.event_id, &token(&place)).await;
 }
 
-/// A TCP proxy in front of the test Redis that the test can cut and restore.
-struct FlakyRedis {
-    url: String,
-    up: Arc<AtomicBool>,
-    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-}
-
-impl FlakyRedis {
-    async fn start(real: &str) -> Self {
-        let target = url::Url::parse(real).expect("redis url");
-        let target = format!(
-            "{}:{}",
-            target.host_str().unwrap_or("127.0.0.1"),
-            target.port().unwrap_or(6379)
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let port = listener.local_addr().expect("addr").port();
-        let up = Arc::new(AtomicBool::new(true));
-        let links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-        let (accept_up, accept_links) = (up.clone(), links.clone());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !accept_up.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let target = target.clone();
-                let link = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                accept_links.lock().expect("links").push(link);
-            }
-        });
-        Self {
-            url: format!("redis://127.0.0.1:{port}"),
-            up,
-            links,
-        }
-    }
-
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for link in self.links.lock().expect("links").drain(..) {
-            link.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-}
-
 #[tokio::test]
 async fn without_redis_queue_calls_answer_503_and_recover_when_it_returns() {
     let Some(real) = redis_url() else {
@@ -304,7 +245,7 @@ async fn without_redis_queue_calls_answer_503_and_recover_when_it_returns() {
         return;
     };
     let app = TestApp::spawn().await;
-    let proxy = FlakyRedis::start(&real).await;
+    let proxy = FlakyProxy::start(&real).await;
     let peer = app
         .spawn_peer_with(Spawn {
             redis_url: Some(proxy.url.clone()),

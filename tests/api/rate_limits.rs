@@ -1,15 +1,14 @@
 //! Rate limits: per IP on the API and on `/auth/*`, per account on sign-in and mail, shared
 //! through Redis when configured, in process when Redis fails.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use boxoffice::config::{Config, ServiceUrl, Switch};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use time::Duration;
-use tokio::{net::TcpListener, task::JoinSet};
 
-use crate::helpers::{PASSWORD, Spawn, TestApp, assert_problem};
+use crate::helpers::{FlakyProxy, PASSWORD, Spawn, TestApp, assert_problem};
 
 /// A cheap API route that answers 200.
 const API: &str = "/.well-known/jwks.json";
@@ -300,44 +299,6 @@ async fn with_redis_unreachable_from_the_start_limits_hold_in_process_and_nothin
 /// The address of the Redis proxy of the test below (`Spawn::configure` is a plain `fn`).
 static PROXY_URL: OnceLock<String> = OnceLock::new();
 
-/// A TCP proxy to the test Redis that can be cut, standing in for a Redis outage.
-struct RedisProxy {
-    connections: Mutex<JoinSet<()>>,
-    accept: tokio::task::JoinHandle<()>,
-}
-
-impl RedisProxy {
-    async fn start(upstream: String) -> (std::sync::Arc<Self>, String) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("redis://{}", listener.local_addr().expect("addr"));
-        let proxy = std::sync::Arc::new_cyclic(|weak: &std::sync::Weak<Self>| {
-            let weak = weak.clone();
-            let accept = tokio::spawn(async move {
-                while let Ok((mut client, _)) = listener.accept().await {
-                    let Some(proxy) = weak.upgrade() else { return };
-                    let upstream = upstream.clone();
-                    proxy.connections.lock().expect("lock").spawn(async move {
-                        if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                        }
-                    });
-                }
-            });
-            Self {
-                connections: Mutex::new(JoinSet::new()),
-                accept,
-            }
-        });
-        (proxy, url)
-    }
-
-    /// Closes every connection and stops listening.
-    fn cut(&self) {
-        self.accept.abort();
-        self.connections.lock().expect("lock").abort_all();
-    }
-}
-
 #[tokio::test]
 async fn when_redis_goes_away_after_start_limits_fall_back_to_in_process() {
     let Some(redis) = std::env::var("BOXOFFICE_TEST_REDIS_URL")
@@ -348,12 +309,8 @@ async fn when_redis_goes_away_after_start_limits_fall_back_to_in_process() {
         // the embedded run.
         return;
     };
-    let upstream = redis
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .to_owned();
-    let (proxy, url) = RedisProxy::start(upstream).await;
-    PROXY_URL.set(url).expect("set once");
+    let proxy = FlakyProxy::start(&redis).await;
+    PROXY_URL.set(proxy.url.clone()).expect("set once");
     let app = TestApp::spawn_with(Spawn {
         configure: |c| {
             let url = PROXY_URL.get().expect("proxy started");
