@@ -168,7 +168,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Keys {
             command: KeysCommand::Rotate,
         } => {
-            let state = app::build_state(config, one_shot()).await?;
+            let state = {
+                let options = one_shot(&config);
+                app::build_state(config, options)
+            }
+            .await?;
             let kid = crate::auth::keys::rotate(
                 &state.db,
                 &state.secrets,
@@ -216,10 +220,12 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         demo,
         "starting"
     );
+    let key_prefix = config.redis_key_prefix.clone();
     let app = Application::build(
         config,
         BuildOptions {
             demo,
+            key_prefix,
             ..BuildOptions::default()
         },
     )
@@ -258,9 +264,10 @@ async fn shutdown_signal() {
 }
 
 /// Options of a command that does its work and exits: no background workers.
-fn one_shot() -> BuildOptions {
+fn one_shot(config: &Config) -> BuildOptions {
     BuildOptions {
         background: false,
+        key_prefix: config.redis_key_prefix.clone(),
         ..BuildOptions::default()
     }
 }
@@ -273,7 +280,11 @@ async fn create_user(
     vip: bool,
     name: Option<String>,
 ) -> anyhow::Result<()> {
-    let state = app::build_state(config, one_shot()).await?;
+    let state = {
+        let options = one_shot(&config);
+        app::build_state(config, options)
+    }
+    .await?;
     let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("email {}", e.message))?;
     state
         .passwords
@@ -309,7 +320,11 @@ async fn bench_seed(config: Config, count: u32, out: PathBuf) -> anyhow::Result<
         config.bench_mode,
         "bench seed needs BOXOFFICE_BENCH_MODE=true"
     );
-    let state = app::build_state(config, one_shot()).await?;
+    let state = {
+        let options = one_shot(&config);
+        app::build_state(config, options)
+    }
+    .await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let password = "bench-password-2026".to_owned();
     // One hash shared by every bench user: seeding must not take 18 ms per user.

@@ -168,6 +168,8 @@ pub struct Config {
     pub database_pool_max: Option<u32>,
     /// Redis; in-process memory backend when unset.
     pub redis_url: Option<ServiceUrl>,
+    /// Prefix of every Redis key and channel (several deployments on one Redis).
+    pub redis_key_prefix: String,
     /// SMTP relay; the outbox only when unset.
     pub smtp_url: Option<ServiceUrl>,
     /// Sender mailbox.
@@ -212,6 +214,7 @@ impl Default for Config {
             database_read_url: None,
             database_pool_max: None,
             redis_url: None,
+            redis_key_prefix: "bo:".into(),
             smtp_url: None,
             mail_from: "boxoffice <no-reply@localhost>".into(),
             trusted_proxies: String::new(),

@@ -93,3 +93,190 @@ async fn with_the_database_unreachable_requests_get_clear_503s_and_the_service_r
     assert_eq!(again["status"], "PENDING");
     shop::assert_stock_consistent(&app).await;
 }
+
+/// A real `boxoffice serve` process over the test's database (and Redis, with its key prefix).
+struct Process {
+    child: tokio::process::Child,
+    base: String,
+}
+
+async fn start_process(app: &TestApp) -> Process {
+    use tokio::io::AsyncBufReadExt;
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_boxoffice"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BOXOFFICE_DATABASE_URL", &app.db.url)
+        .env("BOXOFFICE_LISTEN", "127.0.0.1:0")
+        .env("BOXOFFICE_BENCH_MODE", "true")
+        .env("BOXOFFICE_RATE_LIMITS", "off")
+        .env("RUST_LOG", "error")
+        .arg("serve")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(redis) = crate::helpers::redis_url() {
+        cmd.env("BOXOFFICE_REDIS_URL", redis)
+            .env("BOXOFFICE_REDIS_KEY_PREFIX", &app.key_prefix);
+    }
+    let mut child = cmd.spawn().expect("start boxoffice serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let base = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.strip_prefix("boxoffice listening on ") {
+                return rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+            }
+        }
+        panic!("the process ended before listening");
+    })
+    .await
+    .expect("the process listens within a minute");
+    Process { child, base }
+}
+
+/// What one buyer's attempt ended as.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Paid(String),
+    Refused,
+    Unknown,
+}
+
+async fn buy(client: &reqwest::Client, base: &str, token: &str, product: &str) -> Outcome {
+    let post = |path: String, body: Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let Ok(created) = post(
+        "/orders".into(),
+        json!({"items": [{"product_id": product, "quantity": 2}]}),
+    )
+    .await
+    else {
+        return Outcome::Unknown;
+    };
+    if created.status() == StatusCode::CONFLICT {
+        return Outcome::Refused;
+    }
+    let Ok(order) = created.json::<Value>().await else {
+        return Outcome::Unknown;
+    };
+    let id = order["id"].as_str().unwrap_or_default().to_owned();
+    let paid = post(format!("/orders/{id}/pay"), json!({})).await;
+    if !paid.is_ok_and(|r| r.status() == StatusCode::OK) {
+        return Outcome::Unknown;
+    }
+    match post(
+        format!("/orders/{id}/pay/confirm"),
+        json!({"provider_payload": {"scenario": "SUCCESS"}}),
+    )
+    .await
+    {
+        Ok(r) if r.status() == StatusCode::OK => Outcome::Paid(id),
+        _ => Outcome::Unknown,
+    }
+}
+
+#[tokio::test]
+async fn killing_an_instance_mid_sell_out_loses_no_paid_order_and_its_holds_return_by_expiry() {
+    let app = TestApp::spawn().await;
+    let shop = Shop::open_with(&app, json!({"order_hold_seconds": 60})).await;
+    let ticket = shop.ticket(&app, 40).await;
+    let mut doomed = start_process(&app).await;
+    let mut buyers = app.buyers(21).await.into_iter();
+    let client = reqwest::Client::new();
+    let mut outcomes = Vec::new();
+
+    // On the instance about to die: six buyers pay, five hold seats and have not paid yet.
+    for buyer in buyers.by_ref().take(6) {
+        let outcome = buy(&client, &doomed.base, &buyer.access_token, &ticket).await;
+        assert!(matches!(outcome, Outcome::Paid(_)), "{outcome:?}");
+        outcomes.push(outcome);
+    }
+    for buyer in buyers.by_ref().take(5) {
+        let created = client
+            .post(format!("{}/orders", doomed.base))
+            .bearer_auth(&buyer.access_token)
+            .json(&json!({"items": [{"product_id": ticket, "quantity": 2}]}))
+            .send()
+            .await
+            .expect("order");
+        assert_eq!(created.status(), StatusCode::CREATED);
+    }
+
+    // Then it dies while buyers are shopping on both instances.
+    let mut attempts = tokio::task::JoinSet::new();
+    for (i, buyer) in buyers.enumerate() {
+        let base = if i % 3 == 0 {
+            doomed.base.clone()
+        } else {
+            app.base.clone()
+        };
+        let (client, token, product) = (client.clone(), buyer.access_token.clone(), ticket.clone());
+        attempts.spawn(async move { buy(&client, &base, &token, &product).await });
+    }
+    doomed.child.start_kill().expect("kill");
+    outcomes.extend(attempts.join_all().await);
+    eprintln!("outcomes: {outcomes:?}");
+
+    use boxoffice::db::entities::orders;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    // Every purchase its buyer saw succeed is paid, whichever instance answered.
+    for outcome in &outcomes {
+        if let Outcome::Paid(id) = outcome {
+            let row = orders::Entity::find_by_id(id.clone())
+                .one(&app.state.db)
+                .await
+                .expect("read")
+                .expect("the paid order exists");
+            assert_eq!(row.status, "CONFIRMED", "{id}");
+        }
+    }
+    let count = |status: &'static str| {
+        let db = app.state.db.clone();
+        async move {
+            orders::Entity::find()
+                .filter(orders::Column::Status.eq(status))
+                .count(&db)
+                .await
+                .expect("count") as i64
+        }
+    };
+    let held = count("PENDING").await;
+    assert!(
+        held >= 5,
+        "the dead instance's holds are still held: {held}"
+    );
+
+    // They go back on sale when their orders expire (on the survivor), exactly once.
+    app.clock.advance(time::Duration::seconds(120));
+    boxoffice::orders::expiry::sweep(&app.state)
+        .await
+        .expect("sweep");
+    assert_eq!(count("PENDING").await, 0, "no hold outlives its order");
+    let confirmed = count("CONFIRMED").await;
+    let paid = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Paid(_)))
+        .count() as i64;
+    assert!(confirmed >= paid, "paid {paid}, confirmed {confirmed}");
+    assert!(
+        confirmed * 2 <= 40,
+        "never oversold: {confirmed} orders of 2"
+    );
+    let left = shop::remaining(&app, &shop.organizer.access_token, &ticket).await;
+    assert_eq!(left, 40 - confirmed * 2, "the stock adds up");
+    shop::assert_stock_consistent(&app).await;
+
+    // The survivor sells what came back.
+    assert!(left >= 2, "the expired holds are on sale again");
+    let late = app.user().await;
+    let order = shop::place(&app, &late, json!([{"product_id": ticket, "quantity": 2}])).await;
+    shop::confirm(&app, &late, &shop::id(&order)).await;
+}

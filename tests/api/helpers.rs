@@ -382,8 +382,10 @@ pub struct TestApp {
     pub mail: MailSink,
     /// The app's state (database, services).
     pub state: AppState,
-    db: Arc<TestDb>,
-    key_prefix: String,
+    /// The test's database.
+    pub db: Arc<TestDb>,
+    /// Prefix of this test's Redis keys.
+    pub key_prefix: String,
 }
 
 impl TestApp {
