@@ -2,7 +2,12 @@
 
 use std::time::Duration;
 
-use redis::{Client, aio::ConnectionManager};
+use redis::{
+    Client, Cmd, Pipeline, RedisFuture, Value,
+    aio::{ConnectionLike, ConnectionManager},
+    cluster::ClusterClient,
+    cluster_async::ClusterConnection,
+};
 
 use crate::config::ServiceUrl;
 
@@ -11,8 +16,8 @@ use crate::config::ServiceUrl;
 pub struct RedisHandle {
     /// For dedicated connections (pub/sub).
     pub client: Client,
-    /// Multiplexed, reconnecting connection for commands.
-    pub conn: ConnectionManager,
+    /// Multiplexed, reconnecting connection for commands (one server or a cluster).
+    pub conn: RedisConn,
     /// Prefix of every key and channel.
     pub prefix: String,
 }
@@ -23,7 +28,7 @@ impl RedisHandle {
     /// meanwhile (Redis never decides whether this instance can serve).
     pub async fn connect(url: &ServiceUrl, prefix: &str) -> anyhow::Result<Self> {
         if url.scheme() == "redis+cluster" {
-            anyhow::bail!("REDIS_URL: redis+cluster:// is not supported by this build yet");
+            return Self::connect_cluster(url, prefix).await;
         }
         let client = Client::open(url.expose())?;
         let config = || {
@@ -57,7 +62,30 @@ impl RedisHandle {
         };
         Ok(Self {
             client,
-            conn,
+            conn: RedisConn::Single(conn),
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// `redis+cluster://[user:pass@]h1:p1,h2:p2,...`: commands go through a cluster connection
+    /// that follows slots and redirects; pub/sub uses one node (cluster pub/sub reaches every
+    /// node). Every multi-key script keeps its keys in one slot (the queue's `{ev:ID}` tag).
+    async fn connect_cluster(url: &ServiceUrl, prefix: &str) -> anyhow::Result<Self> {
+        let nodes = cluster_nodes(url.expose())?;
+        let cluster = ClusterClient::builder(nodes.clone())
+            .connection_timeout(Duration::from_secs(2))
+            .response_timeout(Duration::from_secs(2))
+            .build()?;
+        let conn = tokio::time::timeout(Duration::from_secs(5), cluster.get_async_connection())
+            .await
+            .map_err(|_| anyhow::anyhow!("REDIS_URL: the cluster did not answer within 5 s"))?
+            .map_err(|e| anyhow::anyhow!("REDIS_URL: cannot reach the cluster: {e}"))?;
+        let first = nodes
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("REDIS_URL: no cluster nodes"))?;
+        Ok(Self {
+            client: Client::open(first.as_str())?,
+            conn: RedisConn::Cluster(conn),
             prefix: prefix.to_owned(),
         })
     }
@@ -76,5 +104,82 @@ impl RedisHandle {
         )
         .await;
         matches!(pong, Ok(Ok(_)))
+    }
+}
+
+/// A command connection to one Redis or to a Redis Cluster.
+#[derive(Clone)]
+pub enum RedisConn {
+    /// One server (reconnecting).
+    Single(ConnectionManager),
+    /// A cluster (slot-aware, follows redirects).
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for RedisConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The node URLs of `redis+cluster://[user:pass@]h1:p1,h2:p2` (`rediss+cluster://` is not offered).
+fn cluster_nodes(raw: &str) -> anyhow::Result<Vec<String>> {
+    let rest = raw
+        .strip_prefix("redis+cluster://")
+        .ok_or_else(|| anyhow::anyhow!("REDIS_URL: expected redis+cluster://"))?;
+    let (auth, hosts) = match rest.rsplit_once('@') {
+        Some((auth, hosts)) => (format!("{auth}@"), hosts),
+        None => (String::new(), rest),
+    };
+    let hosts = hosts.split(['/', '?']).next().unwrap_or_default();
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("redis://{auth}{h}"))
+        .collect();
+    if nodes.is_empty() {
+        anyhow::bail!("REDIS_URL: redis+cluster:// names no nodes");
+    }
+    Ok(nodes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_url_names_every_node_with_the_same_credentials() {
+        assert_eq!(
+            cluster_nodes("redis+cluster://u:p@10.0.0.1:7000,10.0.0.2:7001/").unwrap(),
+            vec!["redis://u:p@10.0.0.1:7000", "redis://u:p@10.0.0.2:7001"]
+        );
+        assert_eq!(
+            cluster_nodes("redis+cluster://127.0.0.1:7000").unwrap(),
+            vec!["redis://127.0.0.1:7000"]
+        );
+        assert!(cluster_nodes("redis+cluster://").is_err());
     }
 }

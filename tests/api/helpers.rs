@@ -38,6 +38,12 @@ pub fn redis_url() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// The test Redis when it is one server: a TCP proxy in front of a cluster cannot stand in for
+/// an outage, because the cluster redirects clients to its nodes' own addresses.
+pub fn single_redis_url() -> Option<String> {
+    redis_url().filter(|u| !u.starts_with("redis+cluster://"))
+}
+
 static DB_COUNTER: AtomicU32 = AtomicU32::new(0);
 static STALE_DROPPED: OnceCell<()> = OnceCell::const_new();
 

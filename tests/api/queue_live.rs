@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
 
 use crate::{
-    helpers::{FlakyProxy, Spawn, TestApp, TestUser, assert_problem, redis_url},
+    helpers::{FlakyProxy, Spawn, TestApp, TestUser, assert_problem, single_redis_url},
     queue::{eventually, join, queued_shop, status, status_by_token, until_admitted},
 };
 
@@ -240,7 +240,7 @@ async fn another_instance_takes_over_admission_when_the_leader_dies() {
 
 #[tokio::test]
 async fn without_redis_queue_calls_answer_503_and_recover_when_it_returns() {
-    let Some(real) = redis_url() else {
+    let Some(real) = single_redis_url() else {
         // The in-process backend cannot go away; this is a Redis scenario.
         return;
     };

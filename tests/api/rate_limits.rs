@@ -301,10 +301,7 @@ static PROXY_URL: OnceLock<String> = OnceLock::new();
 
 #[tokio::test]
 async fn when_redis_goes_away_after_start_limits_fall_back_to_in_process() {
-    let Some(redis) = std::env::var("BOXOFFICE_TEST_REDIS_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
-    else {
+    let Some(redis) = crate::helpers::single_redis_url() else {
         // Needs a real Redis behind the proxy; the unreachable-from-the-start test covers
         // the embedded run.
         return;
