@@ -15,6 +15,10 @@ const SOURCES: &[(&str, &str)] = &[
     ("app.css", include_str!("static/app.css")),
     ("enhance.js", include_str!("static/enhance.js")),
     ("countdown.js", include_str!("static/countdown.js")),
+    ("buy.css", include_str!("static/buy.css")),
+    ("seatmap.js", include_str!("static/seatmap.js")),
+    ("queue.js", include_str!("static/queue.js")),
+    ("checkout.js", include_str!("static/checkout.js")),
 ];
 
 /// One built asset.

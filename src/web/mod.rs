@@ -5,11 +5,13 @@
 //! on every fetch). Without JavaScript the reading pages still work and live pages say they need it.
 
 pub mod assets;
+pub mod buy;
 pub mod catalog;
 pub mod context;
 pub mod errors;
 pub mod format;
 pub mod i18n;
+pub mod orders;
 
 use axum::{
     Router,
@@ -27,6 +29,11 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(catalog::list))
         .route("/e/{id}", get(catalog::event))
+        .route("/e/{id}/buy", get(buy::buy))
+        .route("/e/{id}/queue", get(buy::queue))
+        .route("/checkout/{id}", get(orders::checkout))
+        .route("/account/orders", get(orders::list))
+        .route("/account/orders/{id}", get(orders::detail))
         .route("/lang", get(switch_lang))
         .route("/static/{file}", get(assets::serve))
 }
