@@ -19,6 +19,14 @@ const SOURCES: &[(&str, &str)] = &[
     ("seatmap.js", include_str!("static/seatmap.js")),
     ("queue.js", include_str!("static/queue.js")),
     ("checkout.js", include_str!("static/checkout.js")),
+    ("manage.css", include_str!("static/manage.css")),
+    (
+        "seatmap-editor.js",
+        include_str!("static/seatmap-editor.js"),
+    ),
+    ("chart.js", include_str!("static/chart.js")),
+    ("manage-queue.js", include_str!("static/manage-queue.js")),
+    ("checkin.js", include_str!("static/checkin.js")),
 ];
 
 /// One built asset.
