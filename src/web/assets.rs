@@ -19,6 +19,8 @@ const SOURCES: &[(&str, &str)] = &[
     ("seatmap.js", include_str!("static/seatmap.js")),
     ("queue.js", include_str!("static/queue.js")),
     ("checkout.js", include_str!("static/checkout.js")),
+    ("account.css", include_str!("static/account.css")),
+    ("passkey.js", include_str!("static/passkey.js")),
     ("manage.css", include_str!("static/manage.css")),
     (
         "seatmap-editor.js",

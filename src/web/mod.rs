@@ -4,6 +4,7 @@
 //! through the JSON API from `enhance.js` (one validation path, one error contract, the CSRF header
 //! on every fetch). Without JavaScript the reading pages still work and live pages say they need it.
 
+pub mod account;
 pub mod assets;
 pub mod buy;
 pub mod catalog;
@@ -33,6 +34,10 @@ pub fn router() -> Router<AppState> {
         .route("/e/{id}/buy", get(buy::buy))
         .route("/e/{id}/queue", get(buy::queue))
         .route("/checkout/{id}", get(orders::checkout))
+        .route("/account/sign-in", get(account::sign_in))
+        .route("/account/sign-up", get(account::sign_up))
+        .route("/account/verify", get(account::verify))
+        .route("/account/reset", get(account::reset))
         .route("/account/orders", get(orders::list))
         .route("/account/orders/{id}", get(orders::detail))
         .route("/lang", get(switch_lang))

@@ -360,6 +360,9 @@ pub struct Spawn {
     pub database_read_url: Option<String>,
     /// Reach the test database at another URL (e.g. through a proxy the test can cut).
     pub database_url: Option<String>,
+    /// Serve at `http://localhost:PORT` with `PUBLIC_URL` set to it (browsers: cookies, the
+    /// WebSocket origin check and the WebAuthn relying party all want the real origin).
+    pub localhost: bool,
 }
 
 impl Default for Spawn {
@@ -372,6 +375,7 @@ impl Default for Spawn {
             oauth: None,
             database_read_url: None,
             database_url: None,
+            localhost: false,
         }
     }
 }
@@ -463,6 +467,15 @@ impl TestApp {
             database_pool_max: Some(5),
             ..Config::default()
         };
+        if options.localhost {
+            // The port must be known before start: PUBLIC_URL names it.
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            config.listen = format!("127.0.0.1:{port}").parse().expect("addr");
+            config.public_url = url::Url::parse(&format!("http://localhost:{port}")).expect("url");
+        }
         (options.configure)(&mut config);
         if let Some(oauth) = options.oauth {
             config.oauth = oauth;
@@ -484,7 +497,11 @@ impl TestApp {
         let state = app.state().clone();
         tokio::spawn(app.run_until(std::future::pending()));
         Self {
-            base: format!("http://127.0.0.1:{port}"),
+            base: if options.localhost {
+                format!("http://localhost:{port}")
+            } else {
+                format!("http://127.0.0.1:{port}")
+            },
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()

@@ -39,4 +39,5 @@ mod signup;
 mod tokens;
 mod ugly_inputs;
 mod verify;
+mod web_buy;
 mod web_pages;

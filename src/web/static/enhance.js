@@ -182,7 +182,8 @@ async function submit(form, submitter) {
     }
     const next = form.dataset.next;
     if (next === "reload") window.location.reload();
-    else if (next) window.location.assign(fill(next, result || {}));
+    // Placeholders come from the answer, else from what was sent (e.g. the e-mail signed up with).
+    else if (next) window.location.assign(fill(next, { ...(body || {}), ...(result || {}) }));
     else say(form, form.dataset.saved || messages._saved || "OK", "success");
   } catch (err) {
     if (!(err instanceof Problem)) throw err;
