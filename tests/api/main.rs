@@ -40,4 +40,5 @@ mod tokens;
 mod ugly_inputs;
 mod verify;
 mod web_buy;
+mod web_manage;
 mod web_pages;
