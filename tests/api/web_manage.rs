@@ -209,7 +209,7 @@ async fn titles_and_names_are_escaped_on_the_manage_pages() {
         assert!(!body.contains("<img src=x"), "{path}");
     }
     let (_, body) = page(&browser, "/manage").await;
-    assert!(body.contains("&lt;script&gt;alert(1)"), "{body}");
+    assert!(body.contains("&#60;script&#62;alert(1)"), "{body}");
 }
 
 #[tokio::test]
