@@ -1,0 +1,129 @@
+//! The organizer's journey through the pages: an event with a seat map, put on sale.
+
+use boxoffice::auth::model::Role;
+use serde_json::json;
+
+use crate::{
+    app,
+    harness::{Browser, DESKTOP, Options, PHONE},
+    sign_in,
+};
+
+/// Sets a field's value directly (Chromium's `datetime-local` does not take typed text).
+async fn set(browser: &Browser, css: &str, value: &str) {
+    browser.wait_for(css).await;
+    browser
+        .js(&format!(
+            "const el = document.querySelector({}); el.value = {}; el.dispatchEvent(new Event('input', {{bubbles: true}}));",
+            json!(css),
+            json!(value)
+        ))
+        .await;
+}
+
+#[tokio::test]
+async fn an_organizer_creates_an_event_with_a_seat_map_and_opens_the_sale() {
+    let app = app().await;
+    let organizer = app.user_with_role(Role::Organizer).await;
+    let Some(browser) = Browser::open(&app.base, Options::default()).await else {
+        return;
+    };
+    sign_in(&browser, &organizer.email, "/manage/events/new").await;
+
+    // The organizer's profile is Korean, so the pages are.
+    // The event form: dates go from the browser's local time to ISO through enhance.js.
+    browser.fill("#ev-title", "Seat Map Night").await;
+    browser.fill("#ev-total", "200").await;
+    browser.fill("#ev-venue", "Olympic Hall").await;
+    set(&browser, "#ev-start", "2027-03-10T19:00").await;
+    browser.click("#event-form button[type=submit]").await;
+    browser
+        .wait_until(
+            "event created",
+            "/^\\/manage\\/events\\/[0-9a-f-]{36}$/.test(location.pathname)",
+        )
+        .await;
+    let event_path = browser.path().await;
+    let event_id = event_path.trim_start_matches("/manage/events/").to_owned();
+    assert!(browser.text("h1").await.contains("Seat Map Night"));
+
+    // The seat-map generator: the default blocks are previewed and saved.
+    browser.click("a[href$='/seats']").await;
+    browser.wait_for("#preview svg circle").await;
+    let seats_path = browser.path().await;
+    assert_eq!(browser.text("#seat-count").await, "80");
+    browser.fill("#blk-2-rows", "6").await;
+    browser
+        .wait_until(
+            "preview follows the blocks",
+            "document.querySelector('#seat-count').textContent === '90'",
+        )
+        .await;
+    browser.click("#seat-editor button[type=submit]").await;
+    browser.wait_for("#seat-editor .success").await;
+    browser.wait_for("#current svg circle").await;
+    let drawn = browser
+        .js("return document.querySelectorAll('#current svg circle').length;")
+        .await;
+    assert_eq!(drawn, json!(90));
+
+    // Reserved tickets for both grades.
+    for (grade, price) in [("VIP", "150000"), ("R", "90000")] {
+        browser
+            .goto(&format!("/manage/events/{event_id}/products"))
+            .await;
+        browser.fill("#t-name", &format!("{grade} seat")).await;
+        browser.fill("#t-grade", grade).await;
+        set(&browser, "#t-seating", "RESERVED").await;
+        browser.fill("#t-price", price).await;
+        browser.click("#new-ticket button[type=submit]").await;
+        browser
+            .wait_until(
+                "product listed",
+                &format!("document.querySelector('main').textContent.includes('{grade} seat')"),
+            )
+            .await;
+    }
+
+    // Publish (the confirmation is accepted).
+    browser.goto(&event_path).await;
+    browser.js("window.confirm = () => true;").await;
+    browser.click("#publish-form button[type=submit]").await;
+    browser
+        .wait_until(
+            "published",
+            "!document.querySelector('#publish-form') && document.querySelector('h1 .badge').textContent === '공개'",
+        )
+        .await;
+
+    // The public page shows it on sale with both grades.
+    browser.goto(&format!("/e/{event_id}")).await;
+    let main = browser.text("main").await;
+    assert!(main.contains("Seat Map Night"), "{main}");
+    assert!(main.contains("판매 중"), "{main}");
+    assert!(main.contains("VIP"), "{main}");
+
+    for (size, name) in [(DESKTOP, "desktop"), (PHONE, "phone")] {
+        browser
+            .client
+            .set_window_size(size.0, size.1)
+            .await
+            .expect("size");
+        browser
+            .goto(&format!("/manage/events/{event_id}/sales"))
+            .await;
+        browser.wait_for("#orders-chart svg rect").await;
+        browser
+            .screenshot(&format!("manage-dashboard-{name}"))
+            .await;
+        browser.goto(&seats_path).await;
+        browser.wait_for("#current svg circle").await;
+        browser
+            .js("document.querySelector('#preview').scrollIntoView({block: 'center'});")
+            .await;
+        browser
+            .screenshot(&format!("manage-seat-editor-{name}"))
+            .await;
+    }
+    browser.close().await;
+}
