@@ -22,6 +22,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("account.css", include_str!("static/account.css")),
     ("passkey.js", include_str!("static/passkey.js")),
     ("manage.css", include_str!("static/manage.css")),
+    ("manage.js", include_str!("static/manage.js")),
     (
         "seatmap-editor.js",
         include_str!("static/seatmap-editor.js"),

@@ -46,6 +46,13 @@ async fn an_organizer_creates_an_event_with_a_seat_map_and_opens_the_sale() {
     let event_path = browser.path().await;
     let event_id = event_path.trim_start_matches("/manage/events/").to_owned();
     assert!(browser.text("h1").await.contains("Seat Map Night"));
+    // The start comes back as typed, whatever the event's and the browser's time zones.
+    browser
+        .wait_until(
+            "start shown in the browser's time zone",
+            "document.querySelector('#ev-start').value === '2027-03-10T19:00'",
+        )
+        .await;
 
     // The seat-map generator: the default blocks are previewed and saved.
     browser.click("a[href$='/seats']").await;

@@ -119,6 +119,15 @@ pub fn local_input(at: time::OffsetDateTime, timezone: &str) -> String {
     local.format(&fmt).unwrap_or_default()
 }
 
+/// `+09:00`: the offset the form's `datetime-local` values are written in, so `manage.js` can show
+/// them in the browser's time zone (the one `enhance.js` reads them back in).
+pub fn offset_text(timezone: &str) -> String {
+    let fmt = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
+    format::offset_of(timezone)
+        .format(&fmt)
+        .unwrap_or_else(|_| "+00:00".into())
+}
+
 /// Values the event form starts with.
 pub struct EventFields {
     title: String,
@@ -218,6 +227,7 @@ struct EventPage {
     can_cancel: bool,
     f: EventFields,
     perfs: Vec<PerfRow>,
+    offset: String,
 }
 
 /// `GET /manage/events/new`.
@@ -232,6 +242,7 @@ pub async fn new(ctx: Ctx) -> PageResult {
         can_cancel: false,
         f: EventFields::blank(),
         perfs: Vec::new(),
+        offset: String::new(),
         ctx,
     })
 }
@@ -269,6 +280,7 @@ pub async fn edit(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String
         can_cancel: matches!(e.status, EventStatus::Draft | EventStatus::Published),
         f: EventFields::of(&e),
         perfs,
+        offset: offset_text(&e.timezone),
         ctx,
     })
 }
