@@ -134,3 +134,60 @@ async fn an_organizer_creates_an_event_with_a_seat_map_and_opens_the_sale() {
     }
     browser.close().await;
 }
+
+#[tokio::test]
+async fn at_the_door_a_ticket_shows_ok_then_already_used_with_its_time() {
+    let app = app().await;
+    let shop = crate::shop::Shop::open(&app).await;
+    let ticket = shop.ticket(&app, 10).await;
+    let buyer = app.user().await;
+    let order =
+        crate::shop::place(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await;
+    let order_id = crate::shop::id(&order);
+    crate::shop::confirm(&app, &buyer, &order_id).await;
+    let tickets: serde_json::Value = app
+        .get_as(&format!("/orders/{order_id}/tickets"), &buyer.access_token)
+        .await
+        .json()
+        .await
+        .expect("tickets");
+    let code = tickets[0]["code"].as_str().expect("code").to_owned();
+    let Some(browser) = Browser::open(&app.base, Options::default()).await else {
+        return;
+    };
+    let path = format!("/manage/events/{}/check-in", shop.event_id);
+    sign_in(&browser, &shop.organizer.email, &path).await;
+
+    browser.fill("#code", &code).await;
+    browser.click("#check-form button[type=submit]").await;
+    browser
+        .wait_until(
+            "admitted",
+            "document.querySelector('#check-result.ok strong')?.textContent === '입장 확인'",
+        )
+        .await;
+    browser.fill("#code", &code).await;
+    browser.click("#check-form button[type=submit]").await;
+    browser
+        .wait_until(
+            "already used",
+            "document.querySelector('#check-result.used strong')?.textContent === '이미 사용됨'",
+        )
+        .await;
+    assert!(browser.text("#check-result").await.contains("사용 시각"));
+    browser.fill("#code", "not-a-ticket").await;
+    browser.click("#check-form button[type=submit]").await;
+    browser
+        .wait_until(
+            "invalid",
+            "document.querySelector('#check-result.bad strong')?.textContent === '유효하지 않은 티켓'",
+        )
+        .await;
+    // Without a BarcodeDetector the camera button stays hidden and the page says so.
+    let scan_shown = browser
+        .js("return 'BarcodeDetector' in window || getComputedStyle(document.querySelector('#scan')).display === 'none';")
+        .await;
+    assert_eq!(scan_shown, json!(true));
+    browser.screenshot("manage-check-in-desktop").await;
+    browser.close().await;
+}
