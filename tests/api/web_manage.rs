@@ -263,3 +263,61 @@ async fn the_mail_outbox_shows_recipients_but_never_a_code() {
     assert!(!body.contains(&code), "the code must not be shown");
     assert!(body.contains("Mail bodies are never shown"));
 }
+
+#[tokio::test]
+async fn the_queue_page_shows_the_saved_settings_with_live_figures_and_pause() {
+    let app = TestApp::spawn().await;
+    let shop = Shop::open(&app).await;
+    let browser = signed_in(&app, &shop.organizer, "en").await;
+    let path = format!("/manage/events/{}/queue", shop.event_id);
+    let (_, body) = page(&browser, &path).await;
+    assert!(body.contains("No waiting room set up yet."));
+    assert!(!body.contains("queue-live"));
+
+    let response = app
+        .client
+        .put(app.url(&format!("/events/{}/queue", shop.event_id)))
+        .bearer_auth(&shop.organizer.access_token)
+        .json(&json!({"enabled": true, "capacity": 321, "admit_per_second": 7}))
+        .send()
+        .await
+        .expect("queue");
+    assert_eq!(response.status(), StatusCode::OK);
+    let (status, body) = page(&browser, &path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(r#"id="queue-live""#), "{body}");
+    assert!(body.contains(r#"value="321""#));
+    assert!(body.contains(&format!("/events/{}/queue/pause", shop.event_id)));
+    assert!(body.contains("Live figures"));
+}
+
+#[tokio::test]
+async fn an_admin_sees_an_ip_block_with_a_way_to_lift_it_and_each_account_with_its_controls() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let response = app
+        .post_as(
+            "/admin/ip-blocks",
+            &admin.access_token,
+            &json!({"cidr": "203.0.113.0/24", "reason": "<b>stuffing</b>"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let block: serde_json::Value = response.json().await.expect("json");
+    let browser = signed_in(&app, &admin, "en").await;
+    let (_, body) = page(&browser, "/manage/admin/ip-blocks").await;
+    assert!(body.contains("203.0.113.0/24"), "{body}");
+    assert!(!body.contains("<b>stuffing"), "escaped");
+    assert!(body.contains(&format!(
+        "data-api=\"/admin/ip-blocks/{}\" data-method=\"DELETE\"",
+        block["id"].as_str().expect("id")
+    )));
+
+    let (_, body) = page(&browser, "/manage/admin").await;
+    assert!(body.contains(&admin.email));
+    assert!(body.contains(r#"data-method="PATCH""#));
+    assert!(
+        body.contains(r#"<option value="ADMIN" selected>"#),
+        "{body}"
+    );
+}
