@@ -244,6 +244,9 @@ async fn an_organizer_sees_the_orders_and_sales_of_their_event() {
     .await;
     assert!(!body.contains(&order_id), "filtered out");
 
+    let (_, body) = page(&browser, "/manage").await;
+    assert!(body.contains("<td data-sold>2</td>"), "{body}");
+
     let (_, body) = page(&browser, &format!("/manage/events/{}/sales", shop.event_id)).await;
     assert!(body.contains(r#"<dd data-total="sold">2</dd>"#), "{body}");
     assert!(body.contains("₩110,000"), "{body}");

@@ -2,7 +2,11 @@
 
 use askama::Template;
 use axum::extract::{Path, State};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use std::collections::HashMap;
+
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+};
 
 use super::{Tab, managed, organizer, tabs, texts::ManageTexts};
 use crate::{
@@ -33,8 +37,43 @@ pub struct EventRow {
     status_class: &'static str,
     sale: &'static str,
     sale_class: &'static str,
+    sold: i64,
     remaining: String,
     total: i32,
+}
+
+/// Tickets sold (confirmed orders) per event, for the listed events only.
+async fn sold_per_event(
+    state: &AppState,
+    ids: &[String],
+) -> Result<HashMap<String, i64>, crate::error::AppError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let backend = state.read_db.get_database_backend();
+    let marks = vec!["?"; ids.len()].join(", ");
+    let mut values: Vec<sea_orm::Value> = vec!["CONFIRMED".into(), "TICKET".into()];
+    values.extend(ids.iter().map(|id| sea_orm::Value::from(id.as_str())));
+    let rows = state
+        .read_db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT i.event_id AS event_id, CAST(SUM(i.quantity) AS SIGNED) AS units \
+                 FROM order_items i JOIN orders o ON o.id = i.order_id \
+                 WHERE o.status = ? AND i.kind = ? AND i.event_id IN ({marks}) \
+                 GROUP BY i.event_id"
+            ),
+            values,
+        ))
+        .await?;
+    let mut sold = HashMap::new();
+    for row in rows {
+        let event: String = row.try_get("", "event_id")?;
+        let units: i64 = row.try_get("", "units")?;
+        sold.insert(event, units);
+    }
+    Ok(sold)
 }
 
 #[derive(Template)]
@@ -72,6 +111,8 @@ pub async fn home(State(state): State<AppState>, ctx: Ctx) -> PageResult {
         .map_err(crate::error::AppError::from)?;
     let now = state.clock.now();
     let perfs = performances::views_for(&state.db, &rows, now).await?;
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let sold = sold_per_event(&state, &ids).await?;
     let lang = ctx.lang;
     let rows = rows
         .iter()
@@ -81,7 +122,9 @@ pub async fn home(State(state): State<AppState>, ctx: Ctx) -> PageResult {
                 .filter(|p| p.event_id == row.id)
                 .cloned()
                 .collect();
-            event_row(lang, &events::view(row, mine, now))
+            let mut r = event_row(lang, &events::view(row, mine, now));
+            r.sold = sold.get(&row.id).copied().unwrap_or(0);
+            r
         })
         .collect();
     render(&HomePage {
@@ -107,6 +150,7 @@ fn event_row(lang: Lang, e: &EventView) -> EventRow {
         status_class,
         sale,
         sale_class,
+        sold: 0,
         remaining: left.map_or_else(|| "—".into(), |l| l.to_string()),
         total: e.total_tickets,
     }
