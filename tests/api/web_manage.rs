@@ -324,3 +324,43 @@ async fn an_admin_sees_an_ip_block_with_a_way_to_lift_it_and_each_account_with_i
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_merchandise_edit_form_holds_its_variants_and_shipping_as_the_api_takes_them_back() {
+    let app = TestApp::spawn().await;
+    let shop = Shop::open(&app).await;
+    let merch = shop.merch(&app, 20).await;
+    let product_id = shop::id(&merch);
+    let browser = signed_in(&app, &shop.organizer, "en").await;
+    let (_, body) = page(
+        &browser,
+        &format!("/manage/events/{}/products", shop.event_id),
+    )
+    .await;
+    let start =
+        format!(r#"id="pl-variants-{product_id}" name="variants" data-type="json" rows="4">"#);
+    let at = body.find(&start).expect("variants field") + start.len();
+    let end = at + body[at..].find("</textarea>").expect("end");
+    let json = body[at..end].replace("&#34;", "\"").replace("&quot;", "\"");
+    let variants: serde_json::Value = serde_json::from_str(&json).expect("variants JSON");
+    assert!(variants[0]["id"].is_string(), "{variants}");
+
+    // Sent back unchanged, as the page's form would, the API accepts it.
+    let response = app
+        .client
+        .patch(app.url(&format!("/products/{product_id}")))
+        .bearer_auth(&shop.organizer.access_token)
+        .json(&json!({"name": "Renamed tee", "variants": variants}))
+        .send()
+        .await
+        .expect("patch");
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let (_, body) = page(
+        &browser,
+        &format!("/manage/events/{}/products", shop.event_id),
+    )
+    .await;
+    assert!(body.contains("Renamed tee"));
+}
