@@ -21,6 +21,14 @@ const SOURCES: &[(&str, &str)] = &[
     ("checkout.js", include_str!("static/checkout.js")),
     ("account.css", include_str!("static/account.css")),
     ("passkey.js", include_str!("static/passkey.js")),
+    ("manage.css", include_str!("static/manage.css")),
+    (
+        "seatmap-editor.js",
+        include_str!("static/seatmap-editor.js"),
+    ),
+    ("chart.js", include_str!("static/chart.js")),
+    ("manage-queue.js", include_str!("static/manage-queue.js")),
+    ("checkin.js", include_str!("static/checkin.js")),
 ];
 
 /// One built asset.

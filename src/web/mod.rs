@@ -12,6 +12,7 @@ pub mod context;
 pub mod errors;
 pub mod format;
 pub mod i18n;
+pub mod manage;
 pub mod orders;
 
 use axum::{
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/account/orders/{id}", get(orders::detail))
         .route("/lang", get(switch_lang))
         .route("/static/{file}", get(assets::serve))
+        .merge(manage::router())
 }
 
 /// `?to=` and where to go back.
