@@ -39,5 +39,6 @@ mod signup;
 mod tokens;
 mod ugly_inputs;
 mod verify;
+mod web_account;
 mod web_buy;
 mod web_pages;
