@@ -21,6 +21,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("checkout.js", include_str!("static/checkout.js")),
     ("account.css", include_str!("static/account.css")),
     ("passkey.js", include_str!("static/passkey.js")),
+    ("passkeys-page.js", include_str!("static/passkeys-page.js")),
     ("manage.css", include_str!("static/manage.css")),
     ("manage.js", include_str!("static/manage.js")),
     (

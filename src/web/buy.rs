@@ -303,7 +303,7 @@ pub async fn buy(
         .await?
         .is_some_and(|q| q.enabled);
     let b = BuyTexts::of(lang);
-    let data = serde_json::to_string(&BuyData {
+    let data = super::context::json_block(&BuyData {
         event_id: &event.id,
         performance_id: performance_id.as_deref(),
         currency: &event.currency,
@@ -321,9 +321,7 @@ pub async fn buy(
             .map(|o| (o.id.as_str(), o.fee.minor()))
             .collect(),
         texts: b,
-    })
-    .map_err(|e| crate::error::AppError::internal(anyhow::anyhow!(e)))?
-    .replace("</", "<\\/");
+    })?;
     render(&BuyPage {
         b,
         performances,
@@ -362,13 +360,11 @@ pub async fn queue(State(state): State<AppState>, ctx: Ctx, Path(id): Path<Strin
     let user = ctx.require_user()?.clone();
     let event = events::get(&state, Some(&Viewer::from(&user)), &id).await?;
     let b = BuyTexts::of(ctx.lang);
-    let data = serde_json::to_string(&QueueData {
+    let data = super::context::json_block(&QueueData {
         event_id: &event.id,
         user_id: &user.user_id,
         texts: b,
-    })
-    .map_err(|e| crate::error::AppError::internal(anyhow::anyhow!(e)))?
-    .replace("</", "<\\/");
+    })?;
     render(&QueuePage {
         b,
         opens: format::datetime(ctx.lang, event.sale_open_at, &event.timezone),

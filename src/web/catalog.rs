@@ -166,7 +166,8 @@ fn card(lang: Lang, e: &EventView) -> Card {
         venue: e.venue.as_ref().map(|v| v.name.clone()),
         state,
         state_class,
-        image_url: e.image_url.clone(),
+        // Only https posters: the page's policy loads images from no other origin.
+        image_url: e.image_url.clone().filter(|u| u.starts_with("https://")),
         initial: e.title.chars().next().map(String::from).unwrap_or_default(),
     }
 }

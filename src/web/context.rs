@@ -148,12 +148,30 @@ pub fn encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
-/// Only same-site paths may be a `next` (no open redirects).
+/// Only same-site paths may be a `next` (no open redirects). Browsers drop tabs and newlines
+/// from URLs, so `/\t/evil.example` would become `//evil.example`: any control character or space
+/// is refused, and so are braces, which page scripts fill from form fields.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.chars().any(|c| {
+                    c.is_control() || c.is_whitespace() || matches!(c, '\\' | '{' | '}')
+                }) =>
+        {
+            n.to_owned()
+        }
         _ => "/".to_owned(),
     }
+}
+
+/// JSON for a `<script type="application/json">` block: every `<` escaped, so no text inside can
+/// end the block or open a comment.
+pub fn json_block<T: serde::Serialize>(value: &T) -> Result<String, PageError> {
+    serde_json::to_string(value)
+        .map(|json| json.replace('<', "\\u003c"))
+        .map_err(|e| PageError::App(AppError::internal(anyhow::anyhow!(e))))
 }
 
 /// Why a page did not render.
@@ -194,10 +212,9 @@ pub fn render(page: &impl askama::Template) -> PageResult {
     let html = page.render()?;
     let mut response = (StatusCode::OK, Html(html)).into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-cache"),
-    );
+    // Pages can hold tickets, orders and other people's data (organizers): never stored, not
+    // even by the browser's back/forward cache on a shared computer.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::VARY,
         HeaderValue::from_static("Cookie, Accept-Language"),
@@ -216,5 +233,19 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
         assert_eq!(safe_next(None), "/");
+        for sneaky in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "/?p={password}",
+        ] {
+            assert_eq!(safe_next(Some(sneaky)), "/", "{sneaky:?}");
+        }
+    }
+
+    #[test]
+    fn a_json_block_cannot_be_closed_or_commented_from_inside() {
+        let block = json_block(&serde_json::json!({"name": "</script><!--<script>"})).unwrap();
+        assert!(!block.contains('<'));
     }
 }

@@ -236,10 +236,10 @@ pub fn error_messages_json(lang: Lang) -> String {
     map.insert("_network".into(), common.error_network.into());
     map.insert("_working".into(), common.working.into());
     map.insert("_saved".into(), common.saved.into());
-    // `</` cannot appear inside a script data block.
+    // No `<` inside a script data block (it could end the block or open a comment).
     serde_json::Value::Object(map)
         .to_string()
-        .replace("</", "<\\/")
+        .replace('<', "\\u003c")
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod format;
 pub mod i18n;
 pub mod manage;
 pub mod orders;
+pub mod profile;
 
 use axum::{
     Router,
@@ -34,6 +35,12 @@ pub fn router() -> Router<AppState> {
         .route("/e/{id}/buy", get(buy::buy))
         .route("/e/{id}/queue", get(buy::queue))
         .route("/checkout/{id}", get(orders::checkout))
+        .route("/account", get(profile::home))
+        .route("/account/sessions", get(profile::sessions_page))
+        .route("/account/history", get(profile::history))
+        .route("/account/passkeys", get(profile::passkeys))
+        .route("/account/identities", get(profile::identities_page))
+        .route("/account/delete", get(profile::delete))
         .route("/account/sign-in", get(account::sign_in))
         .route("/account/sign-up", get(account::sign_up))
         .route("/account/verify", get(account::verify))

@@ -39,6 +39,7 @@ mod signup;
 mod tokens;
 mod ugly_inputs;
 mod verify;
+mod web_account;
 mod web_buy;
 mod web_manage;
 mod web_pages;

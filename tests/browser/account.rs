@@ -1,8 +1,6 @@
 //! Accounts in the browser: signing up with the e-mailed code, and passkeys through Chromium's
 //! virtual authenticator (registration, then a discoverable sign-in without typing anything).
 
-use serde_json::json;
-
 use crate::{
     app,
     harness::{Browser, Options},
@@ -52,13 +50,16 @@ async fn a_passkey_registered_in_the_browser_signs_in_without_typing_an_email() 
     };
     browser.add_virtual_authenticator().await;
     sign_in(&browser, &user.email, "/").await;
-    let module = boxoffice::web::assets::url("passkey.js");
-    let registered = browser
-        .js_async(&format!(
-            "import('{module}').then(m => m.register('노트북')).then(r => done(r && r.name), e => done('error: ' + e));"
-        ))
+    browser.goto("/account/passkeys").await;
+    browser.fill("#passkey-name", "노트북").await;
+    browser.click("#add-passkey button[type=submit]").await;
+    browser
+        .wait_until(
+            "the new passkey listed",
+            "[...document.querySelectorAll('.card input[name=name]')].some(i => i.value === '노트북')",
+        )
         .await;
-    assert_eq!(registered, json!("노트북"), "{registered}");
+    browser.screenshot("passkeys-desktop").await;
 
     // Sign out, then sign in with the passkey alone (resident key, user verified).
     browser

@@ -166,3 +166,68 @@ async fn a_buyer_queues_buys_two_adjacent_seats_and_a_t_shirt_sees_qr_codes_and_
     a.close().await;
     b.close().await;
 }
+
+#[tokio::test]
+async fn on_a_phone_a_buyer_picks_a_seat_with_the_keyboard_pays_and_sees_the_ticket() {
+    let app = app().await;
+    let shop = Shop::open_with(&app, json!({"title": "모바일 콘서트"})).await;
+    shop.seated(&app, 6).await;
+    let buyer = app.user().await;
+    let Some(phone) = Browser::open(
+        &app.base,
+        Options {
+            size: crate::harness::PHONE,
+            javascript: true,
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    sign_in(&phone, &buyer.email, &format!("/e/{}/buy", shop.event_id)).await;
+    phone
+        .wait_until(
+            "the seat map",
+            "document.querySelectorAll('circle.seat').length === 6",
+        )
+        .await;
+    // Keyboard: the first seat holds the focus; → moves along the row, Enter chooses.
+    phone
+        .js("document.querySelector('circle.seat[data-index=\"0\"]').focus(); return true;")
+        .await;
+    let focused = phone.wait_for("circle.seat[data-index=\"0\"]").await;
+    focused.send_keys("\u{E014}").await.expect("arrow right");
+    phone
+        .wait_until(
+            "focus moved",
+            "document.activeElement.dataset.index === '1'",
+        )
+        .await;
+    phone
+        .wait_for("circle.seat[data-index=\"1\"]")
+        .await
+        .send_keys("\u{E007}")
+        .await
+        .expect("enter");
+    assert!(phone.text("#chosen").await.contains("A 1-2"));
+    phone.screenshot("seat-map-phone").await;
+    phone.click("#place-order").await;
+    phone
+        .wait_until("the checkout", "location.pathname.startsWith('/checkout/')")
+        .await;
+    phone.screenshot("checkout-phone").await;
+    phone.click("#pay-button").await;
+    phone
+        .wait_until(
+            "the ticket",
+            "document.querySelectorAll('.ticket img').length === 1",
+        )
+        .await;
+    phone.screenshot("order-phone").await;
+    // Nothing wider than the screen.
+    let overflow = phone
+        .js("return document.documentElement.scrollWidth <= window.innerWidth + 1;")
+        .await;
+    assert_eq!(overflow, json!(true), "the page fits the phone's width");
+    phone.close().await;
+}

@@ -49,15 +49,30 @@ impl OpStats {
     }
 }
 
+/// All operations of one second of a phase (for charts over time).
+#[derive(Debug)]
+pub struct Second {
+    /// Steps that got the expected answer.
+    pub ok: u64,
+    /// Steps that did not.
+    pub errors: u64,
+    /// Latency of the successful steps, in microseconds.
+    pub latency_us: Histogram<u64>,
+}
+
 /// Per-operation statistics shared by all virtual users of a phase.
 #[derive(Debug, Default)]
 pub struct Recorder {
     ops: Mutex<BTreeMap<&'static str, OpStats>>,
+    /// Where second 0 of the timeline starts; no timeline is kept until it is set.
+    origin: Mutex<Option<std::time::Instant>>,
+    timeline: Mutex<BTreeMap<u64, Second>>,
 }
 
 impl Recorder {
     /// Counts one step; only successful steps feed the latency histogram.
     pub fn record(&self, op: &'static str, outcome: &anyhow::Result<Status>, latency: Duration) {
+        self.record_second(outcome, latency);
         // A panicking worker cannot leave the map half-updated, so a poisoned lock is still usable.
         let mut ops = self.ops.lock().unwrap_or_else(PoisonError::into_inner);
         let stats = ops.entry(op).or_insert_with(OpStats::new);
@@ -77,6 +92,39 @@ impl Recorder {
                 }
             }
         }
+    }
+
+    /// Keeps a per-second timeline from `origin` on (steps are placed by when they finish).
+    pub fn start_timeline(&self, origin: std::time::Instant) {
+        *self.origin.lock().unwrap_or_else(PoisonError::into_inner) = Some(origin);
+    }
+
+    fn record_second(&self, outcome: &anyhow::Result<Status>, latency: Duration) {
+        let Some(origin) = *self.origin.lock().unwrap_or_else(PoisonError::into_inner) else {
+            return;
+        };
+        let second = std::time::Instant::now()
+            .saturating_duration_since(origin)
+            .as_secs();
+        let mut timeline = self.timeline.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = timeline.entry(second).or_insert_with(|| Second {
+            ok: 0,
+            errors: 0,
+            latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 2)
+                .expect("constant histogram bounds are valid"),
+        });
+        if matches!(outcome, Ok(Status::Ok)) {
+            entry.ok += 1;
+            let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+            entry.latency_us.saturating_record(micros.max(1));
+        } else {
+            entry.errors += 1;
+        }
+    }
+
+    /// Takes the per-second timeline, oldest first.
+    pub fn take_timeline(&self) -> BTreeMap<u64, Second> {
+        std::mem::take(&mut *self.timeline.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Takes what was recorded so far, leaving the recorder empty.

@@ -27,6 +27,8 @@ pub struct RunOutput {
     /// Why the run failed its own check (e.g. oversell); the report is still written, then the
     /// process exits with an error.
     pub failure: Option<String>,
+    /// The server's resident memory over the run: (seconds since start, MiB).
+    pub rss_mib: Vec<(u64, f64)>,
 }
 
 /// A whole run, as written to JSON and rendered to Markdown.
@@ -66,6 +68,9 @@ pub struct Report {
     /// Why the run failed its own check, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// The server's resident memory over the run: (seconds since start, MiB).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rss_mib: Vec<(u64, f64)>,
 }
 
 impl Report {
@@ -102,6 +107,7 @@ impl Report {
             notes: output.notes,
             sell_out: output.sell_out,
             failure: output.failure,
+            rss_mib: output.rss_mib,
         })
     }
 }
@@ -119,6 +125,24 @@ pub struct PhaseReport {
     pub missed: Option<u64>,
     /// Measured operations.
     pub operations: Vec<OpReport>,
+    /// Each second of the measured window (all operations together); charted as SVG.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<SecondReport>,
+}
+
+/// One second of a phase.
+#[derive(Debug, Serialize)]
+pub struct SecondReport {
+    /// Seconds since measuring began.
+    pub t: u64,
+    /// Successful steps in this second.
+    pub ok: u64,
+    /// Failed steps in this second.
+    pub errors: u64,
+    /// Median latency of the successful steps, ms.
+    pub p50: f64,
+    /// 99th percentile, ms.
+    pub p99: f64,
 }
 
 impl PhaseReport {
@@ -130,12 +154,25 @@ impl PhaseReport {
             .map(|(op, stats)| OpReport::new(op, stats, measured))
             .collect();
         let started: u64 = operations.iter().map(|op| op.count).sum();
+        let ms = |us: u64| us as f64 / 1000.0;
+        let timeline = result
+            .timeline
+            .iter()
+            .map(|(t, s)| SecondReport {
+                t: *t,
+                ok: s.ok,
+                errors: s.errors,
+                p50: ms(s.latency_us.value_at_quantile(0.5)),
+                p99: ms(s.latency_us.value_at_quantile(0.99)),
+            })
+            .collect();
         Self {
             name: name.to_owned(),
             unavailable: None,
             scheduled: result.scheduled,
             missed: result.scheduled.map(|due| due.saturating_sub(started)),
             operations,
+            timeline,
         }
     }
 
@@ -147,6 +184,7 @@ impl PhaseReport {
             scheduled: None,
             missed: None,
             operations: Vec::new(),
+            timeline: Vec::new(),
         }
     }
 }
@@ -234,5 +272,10 @@ pub fn write(
     std::fs::write(&json_path, json + "\n")
         .with_context(|| format!("writing {}", json_path.display()))?;
     std::fs::write(&md_path, markdown).with_context(|| format!("writing {}", md_path.display()))?;
+    if let Some(svg) = crate::chart::render(report) {
+        let svg_path = stem.with_extension("svg");
+        std::fs::write(&svg_path, svg)
+            .with_context(|| format!("writing {}", svg_path.display()))?;
+    }
     Ok((json_path, md_path))
 }

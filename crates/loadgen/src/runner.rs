@@ -50,6 +50,8 @@ pub struct PhaseResult {
     pub ops: BTreeMap<&'static str, OpStats>,
     /// Open model: requests due in the measured window.
     pub scheduled: Option<u64>,
+    /// Every second of the measured window, all operations together.
+    pub timeline: BTreeMap<u64, crate::recorder::Second>,
 }
 
 /// Instants that bound a phase.
@@ -73,6 +75,7 @@ pub async fn run<S: Scenario>(scenario: Arc<S>, config: &RunConfig) -> Result<Ph
         measure_from: start + config.warmup,
         end: start + config.warmup + config.duration,
     };
+    recorder.start_timeline(window.measure_from.into_std());
     let model = match config.rate {
         Some(rate) => format!(
             "open model, {rate} req/s, at most {} in flight",
@@ -116,6 +119,7 @@ pub async fn run<S: Scenario>(scenario: Arc<S>, config: &RunConfig) -> Result<Ph
     Ok(PhaseResult {
         ops: recorder.take(),
         scheduled,
+        timeline: recorder.take_timeline(),
     })
 }
 
@@ -173,6 +177,7 @@ pub async fn run_each<S: Scenario>(
         PhaseResult {
             ops: recorder.take(),
             scheduled: None,
+            timeline: Default::default(),
         },
         elapsed,
     ))

@@ -158,7 +158,8 @@ async function submit(form, submitter) {
     say(form, messages.validation_failed || "Invalid input", "alert");
     return;
   }
-  if (method === "GET" || method === "DELETE" || "query" in form.dataset) {
+  // GET and DELETE send their fields as the query, unless the form says its API wants a body.
+  if (((method === "GET" || method === "DELETE") && !("body" in form.dataset)) || "query" in form.dataset) {
     const params = new URLSearchParams();
     for (const [k, v] of Object.entries(body)) params.set(k, String(v));
     const qs = params.toString();

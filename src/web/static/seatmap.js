@@ -258,7 +258,9 @@ const moneyFormat = new Intl.NumberFormat(data.lang === "ko" ? "ko-KR" : "en-US"
   style: "currency",
   currency: data.currency,
 });
+// The server's own format: "165,000원" in Korean, "₩165,000" in English.
 function money(minor) {
+  if (data.currency === "KRW" && data.lang === "ko") return `${Math.round(minor / 100).toLocaleString("ko-KR")}원`;
   return moneyFormat.format(minor / 100);
 }
 

@@ -196,6 +196,7 @@ pub async fn run(cli: &Cli, config: &RunConfig) -> Result<RunOutput> {
         PhaseResult {
             ops: connect_recorder.take(),
             scheduled: None,
+            timeline: Default::default(),
         },
         connect_elapsed,
     ));
@@ -237,6 +238,7 @@ pub async fn run(cli: &Cli, config: &RunConfig) -> Result<RunOutput> {
         PhaseResult {
             ops: recorder.take(),
             scheduled: None,
+            timeline: Default::default(),
         },
         last.max(Duration::from_millis(1)),
     ));
