@@ -376,12 +376,7 @@ pub async fn seats(
         event_title: e.title.clone(),
         performance_id: p.id.clone(),
         layout_version: p.layout_version,
-        data: json_block(&data),
+        data: crate::web::context::json_block(&data)?,
         ctx,
     })
-}
-
-/// JSON for a `<script type="application/json">` block: `<` escaped so no text can end the block.
-pub fn json_block(value: &serde_json::Value) -> String {
-    value.to_string().replace('<', "\\u003c")
 }

@@ -5,8 +5,7 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
 use super::{
-    Tab, events::json_block, events::local_input, events::offset_text, managed, organizer, tabs,
-    texts::ManageTexts,
+    Tab, events::local_input, events::offset_text, managed, organizer, tabs, texts::ManageTexts,
 };
 use crate::{
     app::AppState,
@@ -112,7 +111,7 @@ pub async fn sales(State(state): State<AppState>, ctx: Ctx, Path(id): Path<Strin
         totals,
         products,
         grades,
-        data: json_block(&data),
+        data: crate::web::context::json_block(&data)?,
         ctx,
     })
 }
@@ -387,7 +386,7 @@ pub async fn check_in(
         event_id: e.id.clone(),
         event_title: e.title.clone(),
         staff: staff.join("\n"),
-        data: json_block(&data),
+        data: crate::web::context::json_block(&data)?,
         ctx,
     })
 }
