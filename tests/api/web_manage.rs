@@ -364,3 +364,60 @@ async fn a_merchandise_edit_form_holds_its_variants_and_shipping_as_the_api_take
     .await;
     assert!(body.contains("Renamed tee"));
 }
+
+#[tokio::test]
+async fn hidden_products_stay_on_the_organizers_products_page() {
+    let app = TestApp::spawn().await;
+    let shop = Shop::open(&app).await;
+    shop.ticket_with(
+        &app,
+        5,
+        json!({"name": "Backstage pass", "status": "HIDDEN"}),
+    )
+    .await;
+    let browser = signed_in(&app, &shop.organizer, "en").await;
+    let (_, body) = page(
+        &browser,
+        &format!("/manage/events/{}/products", shop.event_id),
+    )
+    .await;
+    assert!(body.contains("Backstage pass"), "{body}");
+    assert!(body.contains(r#"<option value="HIDDEN" selected>"#));
+}
+
+#[tokio::test]
+async fn a_draft_offers_publishing_and_a_canceled_event_offers_neither_publishing_nor_canceling() {
+    let app = TestApp::spawn().await;
+    let organizer = app.user_with_role(Role::Organizer).await;
+    let start = (app.state.clock.now() + time::Duration::days(10))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    let response = app
+        .post_as(
+            "/events",
+            &organizer.access_token,
+            &json!({"title": "Draft night", "start_at": start, "total_tickets": 10}),
+        )
+        .await;
+    let event: serde_json::Value = response.json().await.expect("json");
+    let id = shop::id(&event);
+    let browser = signed_in(&app, &organizer, "en").await;
+    let path = format!("/manage/events/{id}");
+    let (_, body) = page(&browser, &path).await;
+    assert!(body.contains(r#"id="publish-form""#));
+    assert!(body.contains(">Draft</span>"));
+    assert!(body.contains(&format!(r#"data-api="/events/{id}/cancel""#)));
+
+    let response = app
+        .post_as(
+            &format!("/events/{id}/cancel"),
+            &organizer.access_token,
+            &json!({"reason": "venue flooded"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let (_, body) = page(&browser, &path).await;
+    assert!(body.contains(">Canceled</span>"));
+    assert!(!body.contains(r#"id="publish-form""#));
+    assert!(!body.contains(&format!(r#"data-api="/events/{id}/cancel""#)));
+}
