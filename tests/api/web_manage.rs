@@ -99,7 +99,13 @@ async fn an_organizer_sees_only_their_events_and_another_organizers_event_is_not
 
     for path in event_pages(&theirs.event_id, &theirs.performance_id) {
         let (status, body) = page(&browser, &path).await;
-        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        // Check-in answers like its API: the event is public, but only its staff may scan.
+        let expected = if path.ends_with("/check-in") {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::NOT_FOUND
+        };
+        assert_eq!(status, expected, "{path}");
         assert!(!body.contains("Somebody else"), "{path}");
     }
     for path in event_pages(&mine.event_id, &mine.performance_id) {
@@ -420,4 +426,51 @@ async fn a_draft_offers_publishing_and_a_canceled_event_offers_neither_publishin
     assert!(body.contains(">Canceled</span>"));
     assert!(!body.contains(r#"id="publish-form""#));
     assert!(!body.contains(&format!(r#"data-api="/events/{id}/cancel""#)));
+}
+
+#[tokio::test]
+async fn door_staff_named_by_the_organizer_get_the_scanner_and_nothing_else() {
+    use boxoffice::db::entities::users;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let app = TestApp::spawn().await;
+    let shop = Shop::open(&app).await;
+    let staff = app.user_with_role(Role::User).await;
+    let staff_id = users::Entity::find()
+        .filter(users::Column::Email.eq(staff.email.clone()))
+        .one(&app.state.db)
+        .await
+        .expect("query")
+        .expect("staff user")
+        .id;
+    let path = format!("/manage/events/{}/check-in", shop.event_id);
+    let browser = signed_in(&app, &staff, "en").await;
+    let (status, _) = page(&browser, &path).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "not named yet");
+
+    let response = app
+        .client
+        .put(app.url(&format!("/events/{}/check-in/staff", shop.event_id)))
+        .bearer_auth(&shop.organizer.access_token)
+        .json(&json!({"user_ids": [staff_id]}))
+        .send()
+        .await
+        .expect("staff");
+    assert_eq!(response.status(), StatusCode::OK);
+    let (status, body) = page(&browser, &path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Ticket code"));
+    assert!(
+        !body.contains("check-in/staff"),
+        "staff cannot edit the staff list"
+    );
+    assert!(!body.contains("/manage/events/"), "no organizer tabs");
+    let (status, _) = page(&browser, &format!("/manage/events/{}", shop.event_id)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let organizer = signed_in(&app, &shop.organizer, "en").await;
+    let (_, body) = page(&organizer, &path).await;
+    assert!(
+        body.contains(&staff_id),
+        "the organizer sees the staff list"
+    );
 }
