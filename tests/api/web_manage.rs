@@ -256,6 +256,12 @@ async fn an_organizer_sees_the_orders_and_sales_of_their_event() {
     let (_, body) = page(&browser, &format!("/manage/events/{}/sales", shop.event_id)).await;
     assert!(body.contains(r#"<dd data-total="sold">2</dd>"#), "{body}");
     assert!(body.contains("₩110,000"), "{body}");
+    // The chart starts with the minute the order was placed in.
+    let minute = app.state.clock.now().unix_timestamp().div_euclid(60);
+    assert!(
+        body.contains(&format!(r#""history":{{"{minute}":1}}"#)),
+        "{body}"
+    );
 }
 
 #[tokio::test]

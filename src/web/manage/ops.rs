@@ -11,7 +11,7 @@ use super::{
 use crate::{
     app::AppState,
     catalog::access::{Viewer, can_see},
-    db::entities::{check_in_staff, events as event_rows},
+    db::entities::{check_in_staff, events as event_rows, orders as order_rows},
     error::AppError,
     orders::{
         check_in,
@@ -105,6 +105,7 @@ pub async fn sales(State(state): State<AppState>, ctx: Ctx, Path(id): Path<Strin
         "event_id": e.id,
         "lang": crate::web::i18n::tag(lang),
         "currency": report.currency,
+        "history": orders_per_minute(&state, &e.id).await?,
         "texts": { "orders_per_minute": m.orders_per_minute },
     });
     render(&SalesPage {
@@ -118,6 +119,35 @@ pub async fn sales(State(state): State<AppState>, ctx: Ctx, Path(id): Path<Strin
         data: crate::web::context::json_block(&data)?,
         ctx,
     })
+}
+
+/// How many minutes of order history the chart starts with.
+const CHART_MINUTES: i64 = 30;
+
+/// Orders placed in each of the last 30 minutes, by minute since the epoch (the chart's seed; the
+/// page adds new orders live).
+async fn orders_per_minute(
+    state: &AppState,
+    event_id: &str,
+) -> Result<std::collections::BTreeMap<i64, u32>, AppError> {
+    use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
+    let since = state.clock.now() - time::Duration::minutes(CHART_MINUTES);
+    let times: Vec<time::PrimitiveDateTime> = order_rows::Entity::find()
+        .select_only()
+        .column(order_rows::Column::CreatedAt)
+        .filter(order_rows::Column::EventId.eq(event_id))
+        .filter(order_rows::Column::CreatedAt.gte(crate::infra::clock::to_db(since)))
+        .into_tuple()
+        .all(&state.read_db)
+        .await?;
+    let mut minutes = std::collections::BTreeMap::new();
+    for at in times {
+        let minute = crate::infra::clock::from_db(at)
+            .unix_timestamp()
+            .div_euclid(60);
+        *minutes.entry(minute).or_insert(0) += 1;
+    }
+    Ok(minutes)
 }
 
 /// `?status=&cursor=` of the orders page (bad values are ignored).

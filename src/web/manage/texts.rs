@@ -104,7 +104,7 @@ crate::texts! {
         by_product: "상품별", "By product";
         by_grade: "회차·등급별", "By performance and grade";
         orders_per_minute: "분당 주문 수", "Orders per minute";
-        chart_note: "이 화면을 연 뒤부터의 주문 수를 2초마다 집계합니다.", "Counted every 2 seconds since this page was opened.";
+        chart_note: "최근 30분 동안의 분당 주문 수이며 2초마다 갱신됩니다.", "Orders placed per minute over the last 30 minutes, refreshed every 2 seconds.";
         orders_title: "주문", "Orders";
         no_orders: "주문이 없습니다.", "No orders.";
         buyer: "구매자", "Buyer";

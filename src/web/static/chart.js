@@ -7,7 +7,8 @@ const SVG = "http://www.w3.org/2000/svg";
 const data = JSON.parse(document.getElementById("sales-data").textContent);
 const box = document.getElementById("orders-chart");
 const MINUTES = 30;
-const buckets = new Map(); // minute (epoch) → orders placed in it
+// minute (epoch) → orders placed in it, seeded with the last 30 minutes from the server
+const buckets = new Map(Object.entries(data.history || {}).map(([m, n]) => [Number(m), n]));
 let last = null;
 
 const money = new Intl.NumberFormat(data.lang === "ko" ? "ko-KR" : "en-US", {
