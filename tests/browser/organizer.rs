@@ -189,5 +189,26 @@ async fn at_the_door_a_ticket_shows_ok_then_already_used_with_its_time() {
         .await;
     assert_eq!(scan_shown, json!(true));
     browser.screenshot("manage-check-in-desktop").await;
+
+    // The dashboard with that sale: figures, the chart and the tables, on desktop and phone.
+    for (size, name) in [(DESKTOP, "desktop"), (PHONE, "phone")] {
+        browser
+            .client
+            .set_window_size(size.0, size.1)
+            .await
+            .expect("size");
+        browser
+            .goto(&format!("/manage/events/{}/sales", shop.event_id))
+            .await;
+        browser.wait_for("#orders-chart svg rect").await;
+        assert_eq!(browser.text("[data-total=sold]").await, "1");
+        let bars = browser
+            .js("return [...document.querySelectorAll('#orders-chart rect')].filter(r => Number(r.getAttribute('height')) > 0).length;")
+            .await;
+        assert_eq!(bars, json!(1), "the minute of the order has a bar");
+        browser
+            .screenshot(&format!("manage-dashboard-{name}"))
+            .await;
+    }
     browser.close().await;
 }
