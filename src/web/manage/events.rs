@@ -235,15 +235,14 @@ impl EventFields {
     }
 }
 
-/// Three tier rows, the empty ones last.
+/// The tiers and at least one empty row to add another (three rows at least).
 fn pad_tiers(tiers: &[CancelTier]) -> Vec<(String, String)> {
     let mut rows: Vec<(String, String)> = tiers
         .iter()
         .map(|t| (t.hours_before.to_string(), t.fee_percent.to_string()))
         .collect();
-    while rows.len() < 3 {
-        rows.push((String::new(), String::new()));
-    }
+    let wanted = (rows.len() + 1).max(3);
+    rows.resize(wanted, (String::new(), String::new()));
     rows
 }
 
@@ -379,4 +378,34 @@ pub async fn seats(
         data: crate::web::context::json_block(&data)?,
         ctx,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_times_are_written_in_the_events_zone_with_its_offset() {
+        let at = time::macros::datetime!(2026-12-24 10:00 UTC);
+        assert_eq!(local_input(at, "Asia/Seoul"), "2026-12-24T19:00");
+        assert_eq!(offset_text("Asia/Seoul"), "+09:00");
+        assert_eq!(local_input(at, "UTC"), "2026-12-24T10:00");
+        assert_eq!(offset_text("UTC"), "+00:00");
+    }
+
+    #[test]
+    fn tier_rows_always_leave_room_to_add_one() {
+        let rows = pad_tiers(&[CancelTier {
+            hours_before: 24,
+            fee_percent: 10,
+        }]);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0], ("24".to_owned(), "10".to_owned()));
+        assert_eq!(rows[2], (String::new(), String::new()));
+        let three = [24, 48, 72].map(|h| CancelTier {
+            hours_before: h,
+            fee_percent: 0,
+        });
+        assert_eq!(pad_tiers(&three).len(), 4);
+    }
 }
