@@ -23,6 +23,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("passkey.js", include_str!("static/passkey.js")),
     ("passkeys-page.js", include_str!("static/passkeys-page.js")),
     ("manage.css", include_str!("static/manage.css")),
+    ("manage.js", include_str!("static/manage.js")),
     (
         "seatmap-editor.js",
         include_str!("static/seatmap-editor.js"),

@@ -41,4 +41,5 @@ mod ugly_inputs;
 mod verify;
 mod web_account;
 mod web_buy;
+mod web_manage;
 mod web_pages;

@@ -11,6 +11,7 @@ mod shop;
 mod account;
 mod buyer;
 mod harness;
+mod organizer;
 mod site;
 
 use helpers::{PASSWORD, Spawn, TestApp};

@@ -2,7 +2,11 @@
 
 use askama::Template;
 use axum::extract::{Path, State};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use std::collections::HashMap;
+
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+};
 
 use super::{Tab, managed, organizer, tabs, texts::ManageTexts};
 use crate::{
@@ -33,8 +37,43 @@ pub struct EventRow {
     status_class: &'static str,
     sale: &'static str,
     sale_class: &'static str,
+    sold: i64,
     remaining: String,
     total: i32,
+}
+
+/// Tickets sold (confirmed orders) per event, for the listed events only.
+async fn sold_per_event(
+    state: &AppState,
+    ids: &[String],
+) -> Result<HashMap<String, i64>, crate::error::AppError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let backend = state.read_db.get_database_backend();
+    let marks = vec!["?"; ids.len()].join(", ");
+    let mut values: Vec<sea_orm::Value> = vec!["CONFIRMED".into(), "TICKET".into()];
+    values.extend(ids.iter().map(|id| sea_orm::Value::from(id.as_str())));
+    let rows = state
+        .read_db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT i.event_id AS event_id, CAST(SUM(i.quantity) AS SIGNED) AS units \
+                 FROM order_items i JOIN orders o ON o.id = i.order_id \
+                 WHERE o.status = ? AND i.kind = ? AND i.event_id IN ({marks}) \
+                 GROUP BY i.event_id"
+            ),
+            values,
+        ))
+        .await?;
+    let mut sold = HashMap::new();
+    for row in rows {
+        let event: String = row.try_get("", "event_id")?;
+        let units: i64 = row.try_get("", "units")?;
+        sold.insert(event, units);
+    }
+    Ok(sold)
 }
 
 #[derive(Template)]
@@ -72,6 +111,8 @@ pub async fn home(State(state): State<AppState>, ctx: Ctx) -> PageResult {
         .map_err(crate::error::AppError::from)?;
     let now = state.clock.now();
     let perfs = performances::views_for(&state.db, &rows, now).await?;
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let sold = sold_per_event(&state, &ids).await?;
     let lang = ctx.lang;
     let rows = rows
         .iter()
@@ -81,7 +122,9 @@ pub async fn home(State(state): State<AppState>, ctx: Ctx) -> PageResult {
                 .filter(|p| p.event_id == row.id)
                 .cloned()
                 .collect();
-            event_row(lang, &events::view(row, mine, now))
+            let mut r = event_row(lang, &events::view(row, mine, now));
+            r.sold = sold.get(&row.id).copied().unwrap_or(0);
+            r
         })
         .collect();
     render(&HomePage {
@@ -107,6 +150,7 @@ fn event_row(lang: Lang, e: &EventView) -> EventRow {
         status_class,
         sale,
         sale_class,
+        sold: 0,
         remaining: left.map_or_else(|| "—".into(), |l| l.to_string()),
         total: e.total_tickets,
     }
@@ -117,6 +161,15 @@ pub fn local_input(at: time::OffsetDateTime, timezone: &str) -> String {
     let local = at.to_offset(format::offset_of(timezone));
     let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]");
     local.format(&fmt).unwrap_or_default()
+}
+
+/// `+09:00`: the offset the form's `datetime-local` values are written in, so `manage.js` can show
+/// them in the browser's time zone (the one `enhance.js` reads them back in).
+pub fn offset_text(timezone: &str) -> String {
+    let fmt = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
+    format::offset_of(timezone)
+        .format(&fmt)
+        .unwrap_or_else(|_| "+00:00".into())
 }
 
 /// Values the event form starts with.
@@ -218,6 +271,7 @@ struct EventPage {
     can_cancel: bool,
     f: EventFields,
     perfs: Vec<PerfRow>,
+    offset: String,
 }
 
 /// `GET /manage/events/new`.
@@ -232,6 +286,7 @@ pub async fn new(ctx: Ctx) -> PageResult {
         can_cancel: false,
         f: EventFields::blank(),
         perfs: Vec::new(),
+        offset: String::new(),
         ctx,
     })
 }
@@ -269,6 +324,7 @@ pub async fn edit(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String
         can_cancel: matches!(e.status, EventStatus::Draft | EventStatus::Published),
         f: EventFields::of(&e),
         perfs,
+        offset: offset_text(&e.timezone),
         ctx,
     })
 }

@@ -5,7 +5,8 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
 use super::{
-    Tab, events::json_block, events::local_input, managed, organizer, tabs, texts::ManageTexts,
+    Tab, events::json_block, events::local_input, events::offset_text, managed, organizer, tabs,
+    texts::ManageTexts,
 };
 use crate::{
     app::AppState,
@@ -293,6 +294,7 @@ struct QueuePage {
     event_id: String,
     event_title: String,
     q: QueueFields,
+    offset: String,
 }
 
 /// `GET /manage/events/{id}/queue`: settings, VIP list, pause/resume and live figures.
@@ -341,6 +343,7 @@ pub async fn queue(State(state): State<AppState>, ctx: Ctx, Path(id): Path<Strin
         event_id: e.id.clone(),
         event_title: e.title.clone(),
         q,
+        offset: offset_text(&e.timezone),
         ctx,
     })
 }

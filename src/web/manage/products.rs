@@ -26,6 +26,9 @@ pub struct ProductRow {
     quantity: i64,
     remaining: i64,
     status: &'static str,
+    /// `(field name, label, JSON)` of the list fields this type has (variants, shipping options,
+    /// components), in the shape the API takes back.
+    lists: Vec<(&'static str, &'static str, String)>,
     statuses: Vec<(&'static str, bool)>,
     fixed_quantity: bool,
 }
@@ -84,7 +87,60 @@ pub async fn page(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String
                 .collect::<Vec<_>>()
                 .join(" · "),
         };
+        let pretty = |v: serde_json::Value| serde_json::to_string_pretty(&v).unwrap_or_default();
+        let lists = match p.product_type {
+            ProductType::Ticket => Vec::new(),
+            ProductType::Merch => vec![
+                (
+                    "variants",
+                    m.variants,
+                    pretty(serde_json::Value::Array(
+                        p.variants
+                            .iter()
+                            .map(|v| {
+                                serde_json::json!({
+                                    "id": v.id, "name": v.name, "sku": v.sku,
+                                    "quantity": v.quantity, "preorder_limit": v.preorder_limit,
+                                    "expected_ship_date": v.expected_ship_date,
+                                })
+                            })
+                            .collect(),
+                    )),
+                ),
+                (
+                    "shipping_options",
+                    m.shipping,
+                    pretty(serde_json::Value::Array(
+                        p.shipping_options
+                            .iter()
+                            .map(|o| {
+                                serde_json::json!({
+                                    "id": o.id, "kind": o.kind, "name": o.name,
+                                    "fee": o.fee.to_string(),
+                                })
+                            })
+                            .collect(),
+                    )),
+                ),
+            ],
+            ProductType::Package => vec![(
+                "components",
+                m.components,
+                pretty(serde_json::Value::Array(
+                    p.components
+                        .iter()
+                        .map(|c| {
+                            serde_json::json!({
+                                "product_id": c.product_id, "variant_id": c.variant_id,
+                                "quantity": c.quantity,
+                            })
+                        })
+                        .collect(),
+                )),
+            )],
+        };
         ProductRow {
+            lists,
             id: p.id.clone(),
             name: p.name.clone(),
             detail,

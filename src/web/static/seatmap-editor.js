@@ -117,9 +117,12 @@ export function drawSeats(box, seats, b) {
   const grades = [...new Set(seats.map((s) => s.grade))];
   const pad = 20;
   const svg = document.createElementNS(SVG, "svg");
-  svg.setAttribute("viewBox", `${b.min_x - pad} ${b.min_y - pad - 10} ${Math.max(1, b.max_x - b.min_x) + pad * 2} ${Math.max(1, b.max_y - b.min_y) + pad * 2 + 10}`);
+  const w = Math.max(1, b.max_x - b.min_x) + pad * 2;
+  svg.setAttribute("viewBox", `${b.min_x - pad} ${b.min_y - pad - 10} ${w} ${Math.max(1, b.max_y - b.min_y) + pad * 2 + 10}`);
   svg.setAttribute("aria-hidden", "true");
   svg.style.width = "100%";
+  // A small map is not blown up past three screen pixels per unit.
+  svg.style.maxWidth = `${w * 3}px`;
   const sections = new Map();
   for (const s of seats) {
     const at = sections.get(s.section);
