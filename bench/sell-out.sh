@@ -23,20 +23,13 @@ BUYERS=${BUYERS:-20000}
 USERS=${USERS:-16}
 CALIBRATE_USERS=${CALIBRATE_USERS:-16}
 CALIBRATE_SECONDS=${CALIBRATE_SECONDS:-10}
-OUT=${OUT:-bench/results}
 PORT=${PORT:-18096}
-MYSQL_URL=${MYSQL_URL:-mysql://root@127.0.0.1:3306}
-REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 WORK=${WORK:-$(mktemp -d /tmp/bo-sellout.XXXXXX)}
 DATABASE=bo_bench_sellout
 ORGANIZER_EMAIL=organizer@sellout.bench.local
 ORGANIZER_PASSWORD='sell-out organizer 2026'
-
-for tool in "$BIN/boxoffice" "$BIN/loadgen"; do
-    [[ -x $tool ]] || { echo "missing $tool: cargo build --release -p boxoffice -p loadgen" >&2; exit 2; }
-done
-command -v jq >/dev/null || { echo "needs jq" >&2; exit 2; }
-mkdir -p "$WORK" "$OUT"
+# shellcheck source=bench/common.sh
+source bench/common.sh
 echo "scratch files in $WORK"
 
 server_pid=
@@ -56,14 +49,7 @@ run_backend() {
     echo "=== $backend: fresh database"
     case $backend in
         mariadb)
-            # mysql://user@host:port → the mysql client's options.
-            local authority=${MYSQL_URL#*://} user host port
-            user=${authority%@*}
-            host=${authority#*@}
-            port=${host##*:}
-            host=${host%:*}
-            mysql --protocol=TCP -h "$host" -P "$port" -u "$user" \
-                -e "DROP DATABASE IF EXISTS $DATABASE; CREATE DATABASE $DATABASE CHARACTER SET utf8mb4"
+            fresh_mariadb "$DATABASE"
             export BOXOFFICE_DATABASE_URL="$MYSQL_URL/$DATABASE"
             export BOXOFFICE_REDIS_URL="$REDIS_URL"
             ;;

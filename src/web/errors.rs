@@ -168,3 +168,78 @@ fn render(
             .unwrap_or_else(|_| format!("{} {title}", status.as_u16())),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn page(
+        lang: Lang,
+        status: StatusCode,
+        code: &str,
+        wait: Option<&str>,
+        id: Option<&str>,
+    ) -> String {
+        let body = render(
+            lang,
+            status,
+            code,
+            "detail from the API",
+            wait.map(str::to_owned),
+            id.map(str::to_owned),
+        );
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn too_many_requests_says_how_long_to_wait_in_the_readers_language() {
+        let html = page(
+            Lang::Ko,
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            Some("7"),
+            None,
+        )
+        .await;
+        assert!(html.contains("잠시 후 다시 시도해 주세요"));
+        assert!(html.contains("<strong>7</strong> 초"));
+        let html = page(
+            Lang::En,
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            Some("7"),
+            None,
+        )
+        .await;
+        assert!(html.contains("You can try again in <strong>7</strong> seconds"));
+    }
+
+    #[tokio::test]
+    async fn a_server_error_shows_the_request_id_and_no_internals() {
+        let html = page(
+            Lang::En,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            None,
+            Some("req-123"),
+        )
+        .await;
+        assert!(html.contains("Something went wrong"));
+        assert!(html.contains("<code>req-123</code>"));
+        assert!(
+            !html.contains("detail from the API"),
+            "the sentence for the code, not the detail"
+        );
+        // Client errors do not show an id.
+        let html = page(
+            Lang::En,
+            StatusCode::NOT_FOUND,
+            "not_found",
+            None,
+            Some("req-9"),
+        )
+        .await;
+        assert!(!html.contains("req-9"));
+    }
+}

@@ -53,7 +53,15 @@ pub fn render(report: &Report) -> Option<String> {
             .iter()
             .map(|s| (s.t as f64, s.ok as f64))
             .collect::<Vec<_>>();
-        line(&mut svg, 40.0, &points, ok_max, t_max, colours[i % 4], &phase.name);
+        line(
+            &mut svg,
+            40.0,
+            &points,
+            ok_max,
+            t_max,
+            colours[i % 4],
+            &phase.name,
+        );
     }
 
     // Panel 2: p50 (dashed) and p99 latency.
@@ -61,20 +69,50 @@ pub fn render(report: &Report) -> Option<String> {
         .iter()
         .flat_map(|p| p.timeline.iter().map(|s| s.p99))
         .fold(1.0_f64, f64::max);
-    panel(&mut svg, 40.0 + H, "latency ms (p99 solid, p50 dashed)", lat_max, t_max);
+    panel(
+        &mut svg,
+        40.0 + H,
+        "latency ms (p99 solid, p50 dashed)",
+        lat_max,
+        t_max,
+    );
     for (i, phase) in phases.iter().enumerate() {
-        let p99 = phase.timeline.iter().map(|s| (s.t as f64, s.p99)).collect::<Vec<_>>();
-        let p50 = phase.timeline.iter().map(|s| (s.t as f64, s.p50)).collect::<Vec<_>>();
+        let p99 = phase
+            .timeline
+            .iter()
+            .map(|s| (s.t as f64, s.p99))
+            .collect::<Vec<_>>();
+        let p50 = phase
+            .timeline
+            .iter()
+            .map(|s| (s.t as f64, s.p50))
+            .collect::<Vec<_>>();
         line(&mut svg, 40.0 + H, &p99, lat_max, t_max, colours[i % 4], "");
         dashed(&mut svg, 40.0 + H, &p50, lat_max, t_max, colours[i % 4]);
     }
 
     // Panel 3: the server's RSS.
     if !report.rss_mib.is_empty() {
-        let rss_max = report.rss_mib.iter().map(|(_, m)| *m).fold(1.0_f64, f64::max);
-        let points: Vec<(f64, f64)> = report.rss_mib.iter().map(|(t, m)| (*t as f64, *m)).collect();
+        let rss_max = report
+            .rss_mib
+            .iter()
+            .map(|(_, m)| *m)
+            .fold(1.0_f64, f64::max);
+        let points: Vec<(f64, f64)> = report
+            .rss_mib
+            .iter()
+            .map(|(t, m)| (*t as f64, *m))
+            .collect();
         panel(&mut svg, 40.0 + 2.0 * H, "server RSS MiB", rss_max, t_max);
-        line(&mut svg, 40.0 + 2.0 * H, &points, rss_max, t_max, "#111827", "RSS");
+        line(
+            &mut svg,
+            40.0 + 2.0 * H,
+            &points,
+            rss_max,
+            t_max,
+            "#111827",
+            "RSS",
+        );
     }
     svg.push_str("</svg>\n");
     Some(svg)
@@ -120,7 +158,15 @@ fn path(points: &[(f64, f64)], top: f64, v_max: f64, t_max: f64) -> String {
         .join(" ")
 }
 
-fn line(svg: &mut String, top: f64, points: &[(f64, f64)], v_max: f64, t_max: f64, colour: &str, label: &str) {
+fn line(
+    svg: &mut String,
+    top: f64,
+    points: &[(f64, f64)],
+    v_max: f64,
+    t_max: f64,
+    colour: &str,
+    label: &str,
+) {
     let _ = writeln!(
         svg,
         r#"<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{}"/>"#,
@@ -146,9 +192,50 @@ fn dashed(svg: &mut String, top: f64, points: &[(f64, f64)], v_max: f64, t_max: 
 }
 
 fn round(v: f64) -> String {
-    if v >= 100.0 { format!("{v:.0}") } else { format!("{v:.1}") }
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{PhaseReport, SecondReport};
+
+    #[test]
+    fn a_timeline_becomes_an_svg_with_throughput_latency_and_memory() {
+        let mut report = crate::markdown::tests::report();
+        assert!(
+            render(&report).is_none(),
+            "nothing to chart without a timeline"
+        );
+        let mut phase = PhaseReport::unavailable("soak", &anyhow::anyhow!("x"));
+        phase.unavailable = None;
+        phase.timeline = (0..10)
+            .map(|t| SecondReport {
+                t,
+                ok: 100 + t,
+                errors: 0,
+                p50: 1.0,
+                p99: 4.0 + t as f64,
+            })
+            .collect();
+        report.phases.push(phase);
+        report.rss_mib = vec![(5, 80.0), (10, 81.0)];
+        let svg = render(&report).expect("a chart");
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(
+            svg.matches("<polyline").count(),
+            4,
+            "ok/s, p99, p50 and RSS"
+        );
+    }
 }

@@ -107,7 +107,7 @@ pub struct Cli {
     #[arg(long)]
     pub keep_waiters: bool,
 
-    /// ws-fanout: the server's process id, for its resident memory.
+    /// ws-fanout, soak: the server's process id, for its resident memory.
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
 
@@ -139,6 +139,9 @@ pub enum ScenarioName {
     QueueBurst,
     /// One admission wave pushed to many WebSockets; the server's memory.
     WsFanout,
+    /// Mixed traffic for a long time (reads, own orders, orders placed and canceled): throughput,
+    /// p99 and the server's memory over time, charted.
+    Soak,
 }
 
 impl ScenarioName {
@@ -152,6 +155,7 @@ impl ScenarioName {
             Self::SellOut => "sell-out",
             Self::QueueBurst => "queue-burst",
             Self::WsFanout => "ws-fanout",
+            Self::Soak => "soak",
         }
     }
 }

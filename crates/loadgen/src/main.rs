@@ -4,6 +4,7 @@
 mod auth;
 mod calibrate;
 mod catalog;
+mod chart;
 mod cli;
 mod cmdline;
 mod db;
@@ -20,6 +21,7 @@ mod scenario;
 mod schedule;
 mod seats;
 mod sellout;
+mod soak;
 mod tokens;
 
 use anyhow::{Result, bail};
@@ -46,6 +48,7 @@ async fn main() -> Result<()> {
         ScenarioName::SellOut => sellout::run(&cli, &config).await?,
         ScenarioName::QueueBurst => queue::burst::run(&cli, &config).await?,
         ScenarioName::WsFanout => queue::fanout::run(&cli, &config).await?,
+        ScenarioName::Soak => soak::run(&cli, &config).await?,
     };
 
     let report = Report::new(&cli, command_line, started, machine::detect(), output)?;

@@ -249,13 +249,13 @@ fn code(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::machine::Machine;
     use crate::report::{Latency, PhaseReport};
     use std::collections::BTreeMap;
 
-    fn report() -> Report {
+    pub(crate) fn report() -> Report {
         Report {
             scenario: "calibrate".into(),
             command_line: "loadgen calibrate --users 8".into(),
@@ -297,6 +297,7 @@ mod tests {
                             mean: 0.6,
                         }),
                     }],
+                    timeline: Vec::new(),
                 },
                 PhaseReport::unavailable(
                     "mariadb_hot_row_update",
@@ -306,6 +307,7 @@ mod tests {
             notes: vec!["shared cores".into()],
             sell_out: None,
             failure: None,
+            rss_mib: Vec::new(),
         }
     }
 
