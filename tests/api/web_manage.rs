@@ -480,3 +480,41 @@ async fn door_staff_named_by_the_organizer_get_the_scanner_and_nothing_else() {
         "the organizer sees the staff list"
     );
 }
+
+#[tokio::test]
+async fn a_paid_merchandise_order_shows_where_to_ship_it_and_a_fulfilment_form() {
+    let app = TestApp::spawn().await;
+    let shop = Shop::open(&app).await;
+    let stick = shop.merch(&app, 10).await;
+    let delivery = stick["shipping_options"][0]["id"]
+        .as_str()
+        .expect("option")
+        .to_owned();
+    let buyer = app.user().await;
+    let response = app
+        .post_as(
+            "/orders",
+            &buyer.access_token,
+            &json!({"items": [{"product_id": shop::id(&stick), "quantity": 1, "shipping_option_id": delivery}],
+                    "shipping_address": shop::address()}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let order: serde_json::Value = response.json().await.expect("json");
+    let order_id = shop::id(&order);
+    shop::confirm(&app, &buyer, &order_id).await;
+
+    let browser = signed_in(&app, &shop.organizer, "ko").await;
+    let (_, body) = page(
+        &browser,
+        &format!("/manage/events/{}/orders", shop.event_id),
+    )
+    .await;
+    assert!(body.contains("배송지: 김민지"), "{body}");
+    assert!(body.contains("서울특별시 강남구 테헤란로 123 4층"));
+    assert!(body.contains(&format!(
+        "/events/{}/orders/{order_id}/items/",
+        shop.event_id
+    )));
+    assert!(body.contains("송장 번호"));
+}

@@ -174,6 +174,7 @@ pub struct OrderRow {
     total: String,
     ordered_at: String,
     reason: Option<String>,
+    ship_to: Option<String>,
     cancelable: bool,
     fulfil: Vec<FulfilLine>,
     confirmed: bool,
@@ -258,6 +259,15 @@ pub async fn orders(
                         serde_json::Value::String(s) => s,
                         other => other.to_string(),
                     }),
+                ship_to: o.shipping_address.as_ref().map(|a| {
+                    format!(
+                        "{} · {} · ({}) {}",
+                        a.recipient,
+                        a.phone,
+                        a.postcode,
+                        a.address_lines.join(" ")
+                    )
+                }),
                 cancelable: matches!(o.status, OrderStatus::Pending | OrderStatus::Confirmed),
                 confirmed: o.status == OrderStatus::Confirmed,
                 fulfil: o

@@ -116,6 +116,7 @@ crate::texts! {
         refund: "취소·환불", "Cancel / refund";
         refund_confirm: "이 주문을 취소(결제 완료 시 전액 환불)할까요?", "Cancel this order (a full refund if paid)?";
         fulfillment: "배송 처리", "Fulfilment";
+        ship_to: "배송지", "Ship to";
         carrier: "택배사", "Carrier";
         tracking: "송장 번호", "Tracking number";
         shipped: "발송", "Shipped";
