@@ -38,6 +38,18 @@ async fn a_visitor_signs_up_confirms_the_emailed_code_and_signs_in() {
     sign_in(&browser, &email, "/account/orders").await;
     assert_eq!(browser.path().await, "/account/orders");
     assert!(browser.text("header").await.contains("로그아웃"));
+
+    // Switching to English while signed in is remembered in the profile.
+    browser.click("a[data-lang-switch]").await;
+    browser
+        .wait_until("English pages", "document.documentElement.lang === 'en'")
+        .await;
+    let parsed = boxoffice::auth::model::Email::parse(&email).expect("email");
+    let account = boxoffice::auth::users::find_by_email(&app.state.db, &parsed)
+        .await
+        .expect("read")
+        .expect("the account");
+    assert_eq!(account.locale, "en");
     browser.close().await;
 }
 

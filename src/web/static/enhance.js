@@ -207,5 +207,17 @@ document.addEventListener("submit", (event) => {
   submit(form, event.submitter);
 });
 
+// The language switch: signed in, the choice is saved in the profile too (so it follows the person
+// to other browsers), then the link sets this browser's cookie. Signed out, just the link.
+document.addEventListener("click", async (event) => {
+  const link = event.target.closest?.("a[data-lang-switch]");
+  if (!link || !csrfToken()) return;
+  event.preventDefault();
+  try {
+    await api("PATCH", "/auth/me", { locale: link.dataset.langSwitch });
+  } catch (_) { /* the cookie still switches this browser */ }
+  window.location.assign(link.href);
+});
+
 // Forms marked data-api do nothing without this module; tell people with scripts off.
 document.documentElement.classList.add("js");
