@@ -775,7 +775,40 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// A cookie browser signed in as `user` (`POST /auth/login?session=cookie`), reading pages in
+    /// `lang` when given (else the profile's language decides); also the session's CSRF token.
+    pub async fn signed_in_browser(
+        &self,
+        user: &TestUser,
+        lang: Option<&str>,
+    ) -> (Browser, String) {
+        let browser = self.browser();
+        let response = browser
+            .client
+            .post(self.url("/auth/login?session=cookie"))
+            .json(&json!({"email": user.email, "password": PASSWORD}))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.expect("json");
+        let csrf = body["csrf_token"].as_str().expect("csrf").to_owned();
+        if let Some(lang) = lang {
+            browser.get(&format!("/lang?to={lang}&next=/")).await;
+        }
+        (browser, csrf)
+    }
+}
+
 impl Browser {
+    /// `GET` a page: its status and its text.
+    pub async fn page(&self, path: &str) -> (StatusCode, String) {
+        let response = self.get(path).await;
+        let status = response.status();
+        (status, response.text().await.expect("body"))
+    }
+
     fn resolve(&self, url: &str) -> String {
         if let Some(path) = url.strip_prefix(&self.public) {
             format!("{}{path}", self.base)

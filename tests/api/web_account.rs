@@ -3,21 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Browser, PASSWORD, TestApp, TestUser};
-
-async fn signed_in(app: &TestApp, user: &TestUser) -> (Browser, String) {
-    let browser = app.browser();
-    let response = browser
-        .client
-        .post(app.url("/auth/login?session=cookie"))
-        .json(&json!({"email": user.email, "password": PASSWORD}))
-        .send()
-        .await
-        .expect("login");
-    let body: serde_json::Value = response.json().await.expect("json");
-    let csrf = body["csrf_token"].as_str().expect("csrf").to_owned();
-    (browser, csrf)
-}
+use crate::helpers::{Browser, TestApp};
 
 #[tokio::test]
 async fn account_pages_send_signed_out_visitors_to_sign_in() {
@@ -43,7 +29,7 @@ async fn account_pages_send_signed_out_visitors_to_sign_in() {
 async fn the_account_pages_show_the_persons_own_data_escaped() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
-    let (browser, csrf) = signed_in(&app, &user).await;
+    let (browser, csrf) = app.signed_in_browser(&user, None).await;
     let patched = browser
         .client
         .patch(app.url("/auth/me"))
@@ -92,7 +78,7 @@ async fn the_account_pages_show_the_persons_own_data_escaped() {
 async fn another_persons_session_cannot_be_ended_from_the_sessions_page() {
     let app = TestApp::spawn().await;
     let (owner, stranger) = (app.user().await, app.user().await);
-    let (owner_browser, _) = signed_in(&app, &owner).await;
+    let (owner_browser, _) = app.signed_in_browser(&owner, None).await;
     let body = owner_browser
         .get("/account/sessions")
         .await
@@ -108,7 +94,7 @@ async fn another_persons_session_cannot_be_ended_from_the_sessions_page() {
         .expect("json");
     let owners_session = sessions[0]["id"].as_str().expect("id").to_owned();
 
-    let (browser, csrf) = signed_in(&app, &stranger).await;
+    let (browser, csrf) = app.signed_in_browser(&stranger, None).await;
     let response = browser
         .client
         .delete(app.url(&format!("/auth/sessions/{owners_session}")))

@@ -5,35 +5,9 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::{
-    helpers::{Browser, PASSWORD, TestApp, TestUser},
+    helpers::{Browser, TestApp},
     shop::{self, Shop},
 };
-
-/// A cookie browser signed in as `user`, in `lang`.
-async fn signed_in(app: &TestApp, user: &TestUser, lang: &str) -> Browser {
-    let browser = app.browser();
-    let response = browser
-        .client
-        .post(app.url("/auth/login?session=cookie"))
-        .json(&json!({"email": user.email, "password": PASSWORD}))
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(response.status(), StatusCode::OK);
-    browser
-        .client
-        .get(app.url(&format!("/lang?to={lang}&next=/")))
-        .send()
-        .await
-        .expect("lang");
-    browser
-}
-
-async fn page(browser: &Browser, path: &str) -> (StatusCode, String) {
-    let response = browser.get(path).await;
-    let status = response.status();
-    (status, response.text().await.expect("body"))
-}
 
 #[tokio::test]
 async fn shopping_pages_send_signed_out_visitors_to_sign_in_and_back() {
@@ -61,9 +35,9 @@ async fn the_buy_page_offers_seats_by_grade_and_goods_with_their_options() {
     let (_grade_product, _seats) = shop.seated(&app, 6).await;
     shop.merch(&app, 10).await;
     let buyer = app.user().await;
-    let browser = signed_in(&app, &buyer, "ko").await;
+    let browser = app.signed_in_browser(&buyer, Some("ko")).await.0;
 
-    let (status, body) = page(&browser, &format!("/e/{}/buy", shop.event_id)).await;
+    let (status, body) = browser.page(&format!("/e/{}/buy", shop.event_id)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains(r#"id="seatmap""#), "the seat map is there");
     assert!(body.contains(r#"id="buy-data""#));
@@ -90,15 +64,15 @@ async fn a_buyer_sees_their_order_with_qr_tickets_and_the_cancellation_fee_first
     let buyer = app.user().await;
     let order = shop::place(&app, &buyer, json!([{"product_id": ticket, "quantity": 2}])).await;
     let id = shop::id(&order);
-    let browser = signed_in(&app, &buyer, "en").await;
+    let browser = app.signed_in_browser(&buyer, Some("en")).await.0;
 
-    let (status, body) = page(&browser, &format!("/checkout/{id}")).await;
+    let (status, body) = browser.page(&format!("/checkout/{id}")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("Test payment gateway"), "{body}");
     assert!(body.contains("data-countdown="));
 
     shop::confirm(&app, &buyer, &id).await;
-    let (status, body) = page(&browser, &format!("/account/orders/{id}")).await;
+    let (status, body) = browser.page(&format!("/account/orders/{id}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body.matches("data:image/svg+xml;base64,").count(),
@@ -112,7 +86,7 @@ async fn a_buyer_sees_their_order_with_qr_tickets_and_the_cancellation_fee_first
     );
     assert!(body.contains(r#"data-api="/orders/"#));
 
-    let (status, body) = page(&browser, "/account/orders").await;
+    let (status, body) = browser.page("/account/orders").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains(&format!("/account/orders/{id}")));
 }
@@ -126,9 +100,9 @@ async fn another_buyers_order_is_a_not_found_page() {
     let order = shop::place(&app, &owner, json!([{"product_id": ticket, "quantity": 1}])).await;
     let id = shop::id(&order);
     let stranger = app.user().await;
-    let browser = signed_in(&app, &stranger, "ko").await;
+    let browser = app.signed_in_browser(&stranger, Some("ko")).await.0;
     for path in [format!("/account/orders/{id}"), format!("/checkout/{id}")] {
-        let (status, body) = page(&browser, &path).await;
+        let (status, body) = browser.page(&path).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert!(body.contains("페이지를 찾을 수 없습니다"), "{path}");
     }
@@ -139,8 +113,8 @@ async fn the_waiting_room_page_says_it_needs_javascript_when_it_is_off() {
     let app = TestApp::spawn().await;
     let shop = Shop::open(&app).await;
     let buyer = app.user().await;
-    let browser = signed_in(&app, &buyer, "en").await;
-    let (status, body) = page(&browser, &format!("/e/{}/queue", shop.event_id)).await;
+    let browser = app.signed_in_browser(&buyer, Some("en")).await.0;
+    let (status, body) = browser.page(&format!("/e/{}/queue", shop.event_id)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("<noscript><p class=\"notice\">This page is live and needs JavaScript"));
 }
@@ -148,31 +122,30 @@ async fn the_waiting_room_page_says_it_needs_javascript_when_it_is_off() {
 #[tokio::test]
 async fn sign_in_and_sign_up_pages_render_in_both_languages_and_keep_next_local() {
     let app = TestApp::spawn().await;
-    let (status, body) = page(&app.browser(), "/account/sign-in?next=%2Fe%2Fx").await;
+    let (status, body) = app.browser().page("/account/sign-in?next=%2Fe%2Fx").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains(r#"data-next="/e/x""#));
     assert!(
         body.contains(r#"autocomplete="username webauthn""#),
         "passkeys in autofill"
     );
-    let (_, body) = page(
-        &app.browser(),
-        "/account/sign-in?next=https%3A%2F%2Fevil.example",
-    )
-    .await;
+    let (_, body) = app
+        .browser()
+        .page("/account/sign-in?next=https%3A%2F%2Fevil.example")
+        .await;
     assert!(body.contains(r#"data-next="/""#));
     assert!(!body.contains("data-next=\"https") && !body.contains("return_to=https"));
 
     let english = app.browser();
     english.get("/lang?to=en&next=/").await;
-    let (status, body) = page(&english, "/account/sign-up").await;
+    let (status, body) = english.page("/account/sign-up").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("Sign up") && body.contains(r#"data-api="/auth/signup""#));
-    let (_, body) = page(&app.browser(), "/account/reset").await;
+    let (_, body) = app.browser().page("/account/reset").await;
     assert!(body.contains("비밀번호 재설정"));
 
     let buyer = app.user().await;
-    let browser = signed_in(&app, &buyer, "ko").await;
+    let browser = app.signed_in_browser(&buyer, Some("ko")).await.0;
     let response = browser
         .get("/account/sign-in?next=%2Faccount%2Forders")
         .await;

@@ -6,34 +6,9 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::{
-    helpers::{Browser, PASSWORD, TestApp, TestUser},
+    helpers::{Browser, TestApp},
     shop::{self, Shop},
 };
-
-async fn signed_in(app: &TestApp, user: &TestUser, lang: &str) -> Browser {
-    let browser = app.browser();
-    let response = browser
-        .client
-        .post(app.url("/auth/login?session=cookie"))
-        .json(&json!({"email": user.email, "password": PASSWORD}))
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(response.status(), StatusCode::OK);
-    browser
-        .client
-        .get(app.url(&format!("/lang?to={lang}&next=/")))
-        .send()
-        .await
-        .expect("lang");
-    browser
-}
-
-async fn page(browser: &Browser, path: &str) -> (StatusCode, String) {
-    let response = browser.get(path).await;
-    let status = response.status();
-    (status, response.text().await.expect("body"))
-}
 
 fn event_pages(event_id: &str, performance_id: &str) -> Vec<String> {
     vec![
@@ -64,9 +39,9 @@ async fn signed_out_visitors_are_sent_to_sign_in_and_buyers_get_a_forbidden_page
     assert!(Browser::location(&response).starts_with("/account/sign-in?next=%2Fmanage"));
 
     let buyer = app.user_with_role(Role::User).await;
-    let browser = signed_in(&app, &buyer, "en").await;
+    let browser = app.signed_in_browser(&buyer, Some("en")).await.0;
     for path in ["/manage", "/manage/events/new"] {
-        let (status, body) = page(&browser, path).await;
+        let (status, body) = browser.page(path).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
         assert!(body.contains("<html lang=\"en\">"), "{path}: {body}");
         assert!(!body.contains("New event"), "{path}");
@@ -88,9 +63,9 @@ async fn an_organizer_sees_only_their_events_and_another_organizers_event_is_not
         .await
         .expect("rename");
     assert_eq!(response.status(), StatusCode::OK);
-    let browser = signed_in(&app, &mine.organizer, "en").await;
+    let browser = app.signed_in_browser(&mine.organizer, Some("en")).await.0;
 
-    let (status, body) = page(&browser, "/manage").await;
+    let (status, body) = browser.page("/manage").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains(&format!("/manage/events/{}", mine.event_id)));
     assert!(body.contains("2026 Winter Concert"));
@@ -98,7 +73,7 @@ async fn an_organizer_sees_only_their_events_and_another_organizers_event_is_not
     assert!(!body.contains(&theirs.event_id));
 
     for path in event_pages(&theirs.event_id, &theirs.performance_id) {
-        let (status, body) = page(&browser, &path).await;
+        let (status, body) = browser.page(&path).await;
         // Check-in answers like its API: the event is public, but only its staff may scan.
         let expected = if path.ends_with("/check-in") {
             StatusCode::FORBIDDEN
@@ -109,7 +84,7 @@ async fn an_organizer_sees_only_their_events_and_another_organizers_event_is_not
         assert!(!body.contains("Somebody else"), "{path}");
     }
     for path in event_pages(&mine.event_id, &mine.performance_id) {
-        let (status, _) = page(&browser, &path).await;
+        let (status, _) = browser.page(&path).await;
         assert_eq!(status, StatusCode::OK, "{path}");
     }
 }
@@ -119,8 +94,8 @@ async fn an_admin_sees_every_event_on_the_manage_page() {
     let app = TestApp::spawn().await;
     let shop = Shop::open(&app).await;
     let admin = app.admin().await;
-    let browser = signed_in(&app, &admin, "ko").await;
-    let (status, body) = page(&browser, "/manage").await;
+    let browser = app.signed_in_browser(&admin, Some("ko")).await.0;
+    let (status, body) = browser.page("/manage").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains(&shop.event_id));
     assert!(body.contains("내 공연"));
@@ -130,23 +105,23 @@ async fn an_admin_sees_every_event_on_the_manage_page() {
 async fn admin_pages_refuse_organizers_and_open_for_admins_in_both_languages() {
     let app = TestApp::spawn().await;
     let organizer = app.user_with_role(Role::Organizer).await;
-    let browser = signed_in(&app, &organizer, "ko").await;
+    let browser = app.signed_in_browser(&organizer, Some("ko")).await.0;
     for path in ADMIN_PAGES {
-        let (status, _) = page(&browser, path).await;
+        let (status, _) = browser.page(path).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
     }
     let admin = app.admin().await;
     for (lang, title) in [("ko", "관리자"), ("en", "Administration")] {
-        let browser = signed_in(&app, &admin, lang).await;
+        let browser = app.signed_in_browser(&admin, Some(lang)).await.0;
         for path in ADMIN_PAGES {
-            let (status, body) = page(&browser, path).await;
+            let (status, body) = browser.page(path).await;
             assert_eq!(status, StatusCode::OK, "{path}");
             assert!(body.contains(title), "{path} in {lang}");
             assert!(body.contains(&format!("<html lang=\"{lang}\">")), "{path}");
         }
     }
-    let browser = signed_in(&app, &admin, "en").await;
-    let (_, body) = page(&browser, "/manage/admin?q=organizer").await;
+    let browser = app.signed_in_browser(&admin, Some("en")).await.0;
+    let (_, body) = browser.page("/manage/admin?q=organizer").await;
     assert!(body.contains(&organizer.email), "{body}");
     assert!(!body.contains(&admin.email), "search narrows the list");
 }
@@ -181,17 +156,17 @@ async fn organizer_pages_render_in_korean_and_english() {
             ],
         ),
     ] {
-        let browser = signed_in(&app, &shop.organizer, lang).await;
+        let browser = app.signed_in_browser(&shop.organizer, Some(lang)).await.0;
         for (path, word) in event_pages(&shop.event_id, &shop.performance_id)
             .iter()
             .zip(words)
         {
-            let (status, body) = page(&browser, path).await;
+            let (status, body) = browser.page(path).await;
             assert_eq!(status, StatusCode::OK, "{path}");
             assert!(body.contains(word), "{path} in {lang} lacks {word}");
             assert!(body.contains(&format!("<html lang=\"{lang}\">")));
         }
-        let (status, _) = page(&browser, "/manage/events/new").await;
+        let (status, _) = browser.page("/manage/events/new").await;
         assert_eq!(status, StatusCode::OK);
     }
 }
@@ -202,19 +177,19 @@ async fn titles_and_names_are_escaped_on_the_manage_pages() {
     let shop = Shop::open_with(&app, json!({"title": "<script>alert(1)</script> Gala"})).await;
     shop.ticket_with(&app, 5, json!({"name": "<img src=x onerror=alert(2)>"}))
         .await;
-    let browser = signed_in(&app, &shop.organizer, "en").await;
+    let browser = app.signed_in_browser(&shop.organizer, Some("en")).await.0;
     for path in [
         "/manage".to_owned(),
         format!("/manage/events/{}", shop.event_id),
         format!("/manage/events/{}/products", shop.event_id),
         format!("/manage/events/{}/sales", shop.event_id),
     ] {
-        let (status, body) = page(&browser, &path).await;
+        let (status, body) = browser.page(&path).await;
         assert_eq!(status, StatusCode::OK, "{path}");
         assert!(!body.contains("<script>alert(1)"), "{path}");
         assert!(!body.contains("<img src=x"), "{path}");
     }
-    let (_, body) = page(&browser, "/manage").await;
+    let (_, body) = browser.page("/manage").await;
     assert!(body.contains("&#60;script&#62;alert(1)"), "{body}");
 }
 
@@ -227,13 +202,11 @@ async fn an_organizer_sees_the_orders_and_sales_of_their_event() {
     let order = shop::place(&app, &buyer, json!([{"product_id": ticket, "quantity": 2}])).await;
     let order_id = shop::id(&order);
     shop::confirm(&app, &buyer, &order_id).await;
-    let browser = signed_in(&app, &shop.organizer, "en").await;
+    let browser = app.signed_in_browser(&shop.organizer, Some("en")).await.0;
 
-    let (_, body) = page(
-        &browser,
-        &format!("/manage/events/{}/orders", shop.event_id),
-    )
-    .await;
+    let (_, body) = browser
+        .page(&format!("/manage/events/{}/orders", shop.event_id))
+        .await;
     assert!(body.contains(&order_id), "{body}");
     assert!(body.contains(&buyer.email));
     assert!(body.contains("Confirmed"));
@@ -243,17 +216,20 @@ async fn an_organizer_sees_the_orders_and_sales_of_their_event() {
     )));
     assert!(body.contains(&format!("/events/{}/attendees.csv", shop.event_id)));
 
-    let (_, body) = page(
-        &browser,
-        &format!("/manage/events/{}/orders?status=REFUNDED", shop.event_id),
-    )
-    .await;
+    let (_, body) = browser
+        .page(&format!(
+            "/manage/events/{}/orders?status=REFUNDED",
+            shop.event_id
+        ))
+        .await;
     assert!(!body.contains(&order_id), "filtered out");
 
-    let (_, body) = page(&browser, "/manage").await;
+    let (_, body) = browser.page("/manage").await;
     assert!(body.contains("<td data-sold>2</td>"), "{body}");
 
-    let (_, body) = page(&browser, &format!("/manage/events/{}/sales", shop.event_id)).await;
+    let (_, body) = browser
+        .page(&format!("/manage/events/{}/sales", shop.event_id))
+        .await;
     assert!(body.contains(r#"<dd data-total="sold">2</dd>"#), "{body}");
     assert!(body.contains("₩110,000"), "{body}");
     // The chart starts with the minute the order was placed in.
@@ -271,8 +247,8 @@ async fn the_mail_outbox_shows_recipients_but_never_a_code() {
     app.signup(email).await;
     let code = app.mail.wait_for(email, 1).await[0].code();
     let admin = app.admin().await;
-    let browser = signed_in(&app, &admin, "en").await;
-    let (status, body) = page(&browser, "/manage/admin/mail").await;
+    let browser = app.signed_in_browser(&admin, Some("en")).await.0;
+    let (status, body) = browser.page("/manage/admin/mail").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains(email), "{body}");
     assert!(!body.contains(&code), "the code must not be shown");
@@ -283,9 +259,9 @@ async fn the_mail_outbox_shows_recipients_but_never_a_code() {
 async fn the_queue_page_shows_the_saved_settings_with_live_figures_and_pause() {
     let app = TestApp::spawn().await;
     let shop = Shop::open(&app).await;
-    let browser = signed_in(&app, &shop.organizer, "en").await;
+    let browser = app.signed_in_browser(&shop.organizer, Some("en")).await.0;
     let path = format!("/manage/events/{}/queue", shop.event_id);
-    let (_, body) = page(&browser, &path).await;
+    let (_, body) = browser.page(&path).await;
     assert!(body.contains("No waiting room set up yet."));
     assert!(!body.contains("queue-live"));
 
@@ -298,7 +274,7 @@ async fn the_queue_page_shows_the_saved_settings_with_live_figures_and_pause() {
         .await
         .expect("queue");
     assert_eq!(response.status(), StatusCode::OK);
-    let (status, body) = page(&browser, &path).await;
+    let (status, body) = browser.page(&path).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains(r#"id="queue-live""#), "{body}");
     assert!(body.contains(r#"value="321""#));
@@ -319,8 +295,8 @@ async fn an_admin_sees_an_ip_block_with_a_way_to_lift_it_and_each_account_with_i
         .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let block: serde_json::Value = response.json().await.expect("json");
-    let browser = signed_in(&app, &admin, "en").await;
-    let (_, body) = page(&browser, "/manage/admin/ip-blocks").await;
+    let browser = app.signed_in_browser(&admin, Some("en")).await.0;
+    let (_, body) = browser.page("/manage/admin/ip-blocks").await;
     assert!(body.contains("203.0.113.0/24"), "{body}");
     assert!(!body.contains("<b>stuffing"), "escaped");
     assert!(body.contains(&format!(
@@ -328,7 +304,7 @@ async fn an_admin_sees_an_ip_block_with_a_way_to_lift_it_and_each_account_with_i
         block["id"].as_str().expect("id")
     )));
 
-    let (_, body) = page(&browser, "/manage/admin").await;
+    let (_, body) = browser.page("/manage/admin").await;
     assert!(body.contains(&admin.email));
     assert!(body.contains(r#"data-method="PATCH""#));
     assert!(
@@ -343,12 +319,10 @@ async fn a_merchandise_edit_form_holds_its_variants_and_shipping_as_the_api_take
     let shop = Shop::open(&app).await;
     let merch = shop.merch(&app, 20).await;
     let product_id = shop::id(&merch);
-    let browser = signed_in(&app, &shop.organizer, "en").await;
-    let (_, body) = page(
-        &browser,
-        &format!("/manage/events/{}/products", shop.event_id),
-    )
-    .await;
+    let browser = app.signed_in_browser(&shop.organizer, Some("en")).await.0;
+    let (_, body) = browser
+        .page(&format!("/manage/events/{}/products", shop.event_id))
+        .await;
     let start =
         format!(r#"id="pl-variants-{product_id}" name="variants" data-type="json" rows="4">"#);
     let at = body.find(&start).expect("variants field") + start.len();
@@ -369,11 +343,9 @@ async fn a_merchandise_edit_form_holds_its_variants_and_shipping_as_the_api_take
     let status = response.status();
     let text = response.text().await.expect("body");
     assert_eq!(status, StatusCode::OK, "{text}");
-    let (_, body) = page(
-        &browser,
-        &format!("/manage/events/{}/products", shop.event_id),
-    )
-    .await;
+    let (_, body) = browser
+        .page(&format!("/manage/events/{}/products", shop.event_id))
+        .await;
     assert!(body.contains("Renamed tee"));
 }
 
@@ -387,12 +359,10 @@ async fn hidden_products_stay_on_the_organizers_products_page() {
         json!({"name": "Backstage pass", "status": "HIDDEN"}),
     )
     .await;
-    let browser = signed_in(&app, &shop.organizer, "en").await;
-    let (_, body) = page(
-        &browser,
-        &format!("/manage/events/{}/products", shop.event_id),
-    )
-    .await;
+    let browser = app.signed_in_browser(&shop.organizer, Some("en")).await.0;
+    let (_, body) = browser
+        .page(&format!("/manage/events/{}/products", shop.event_id))
+        .await;
     assert!(body.contains("Backstage pass"), "{body}");
     assert!(body.contains(r#"<option value="HIDDEN" selected>"#));
 }
@@ -413,9 +383,9 @@ async fn a_draft_offers_publishing_and_a_canceled_event_offers_neither_publishin
         .await;
     let event: serde_json::Value = response.json().await.expect("json");
     let id = shop::id(&event);
-    let browser = signed_in(&app, &organizer, "en").await;
+    let browser = app.signed_in_browser(&organizer, Some("en")).await.0;
     let path = format!("/manage/events/{id}");
-    let (_, body) = page(&browser, &path).await;
+    let (_, body) = browser.page(&path).await;
     assert!(body.contains(r#"id="publish-form""#));
     assert!(body.contains(">Draft</span>"));
     assert!(body.contains(&format!(r#"data-api="/events/{id}/cancel""#)));
@@ -428,7 +398,7 @@ async fn a_draft_offers_publishing_and_a_canceled_event_offers_neither_publishin
         )
         .await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let (_, body) = page(&browser, &path).await;
+    let (_, body) = browser.page(&path).await;
     assert!(body.contains(">Canceled</span>"));
     assert!(!body.contains(r#"id="publish-form""#));
     assert!(!body.contains(&format!(r#"data-api="/events/{id}/cancel""#)));
@@ -449,8 +419,8 @@ async fn door_staff_named_by_the_organizer_get_the_scanner_and_nothing_else() {
         .expect("staff user")
         .id;
     let path = format!("/manage/events/{}/check-in", shop.event_id);
-    let browser = signed_in(&app, &staff, "en").await;
-    let (status, _) = page(&browser, &path).await;
+    let browser = app.signed_in_browser(&staff, Some("en")).await.0;
+    let (status, _) = browser.page(&path).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "not named yet");
 
     let response = app
@@ -462,7 +432,7 @@ async fn door_staff_named_by_the_organizer_get_the_scanner_and_nothing_else() {
         .await
         .expect("staff");
     assert_eq!(response.status(), StatusCode::OK);
-    let (status, body) = page(&browser, &path).await;
+    let (status, body) = browser.page(&path).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("Ticket code"));
     assert!(
@@ -470,11 +440,13 @@ async fn door_staff_named_by_the_organizer_get_the_scanner_and_nothing_else() {
         "staff cannot edit the staff list"
     );
     assert!(!body.contains("/manage/events/"), "no organizer tabs");
-    let (status, _) = page(&browser, &format!("/manage/events/{}", shop.event_id)).await;
+    let (status, _) = browser
+        .page(&format!("/manage/events/{}", shop.event_id))
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
-    let organizer = signed_in(&app, &shop.organizer, "en").await;
-    let (_, body) = page(&organizer, &path).await;
+    let organizer = app.signed_in_browser(&shop.organizer, Some("en")).await.0;
+    let (_, body) = organizer.page(&path).await;
     assert!(
         body.contains(&staff_id),
         "the organizer sees the staff list"
@@ -504,12 +476,10 @@ async fn a_paid_merchandise_order_shows_where_to_ship_it_and_a_fulfilment_form()
     let order_id = shop::id(&order);
     shop::confirm(&app, &buyer, &order_id).await;
 
-    let browser = signed_in(&app, &shop.organizer, "ko").await;
-    let (_, body) = page(
-        &browser,
-        &format!("/manage/events/{}/orders", shop.event_id),
-    )
-    .await;
+    let browser = app.signed_in_browser(&shop.organizer, Some("ko")).await.0;
+    let (_, body) = browser
+        .page(&format!("/manage/events/{}/orders", shop.event_id))
+        .await;
     assert!(body.contains("배송지: 김민지"), "{body}");
     assert!(body.contains("서울특별시 강남구 테헤란로 123 4층"));
     assert!(body.contains(&format!(
