@@ -2,9 +2,12 @@
 //! (history) and `/account/orders/{id}` (status, lines, fulfilment, tickets with QR codes, and
 //! cancellation with its fee shown first). Someone else's order is a 404 page.
 
+use std::collections::HashMap;
+
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use base64::{Engine, engine::general_purpose::STANDARD};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
 
 use super::{
@@ -14,7 +17,7 @@ use super::{
 };
 use crate::{
     app::AppState,
-    catalog::events,
+    db::entities::events as event_rows,
     orders::{
         cancel, history,
         model::{CancelReason, LineKind, OrderStatus},
@@ -189,11 +192,27 @@ fn row(lang: Lang, o: &OrderTexts, order: &OrderView, title: String) -> OrderRow
     }
 }
 
-async fn title_of(state: &AppState, event_id: &str) -> String {
-    events::get(state, None, event_id)
-        .await
-        .map(|e| e.title)
-        .unwrap_or_default()
+/// The titles of the events of some orders, in one read of the events table (a buyer's orders
+/// name their event even once it is a draft again or canceled).
+async fn titles(
+    state: &AppState,
+    event_ids: impl IntoIterator<Item = String>,
+) -> Result<HashMap<String, String>, crate::error::AppError> {
+    let ids: Vec<String> = event_ids.into_iter().collect();
+    Ok(event_rows::Entity::find()
+        .filter(event_rows::Column::Id.is_in(ids))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|e| (e.id, e.title))
+        .collect())
+}
+
+async fn title_of(state: &AppState, event_id: &str) -> Result<String, crate::error::AppError> {
+    Ok(titles(state, [event_id.to_owned()])
+        .await?
+        .remove(event_id)
+        .unwrap_or_default())
 }
 
 #[derive(Template)]
@@ -213,7 +232,7 @@ pub async fn checkout(
     let user = ctx.require_user()?.clone();
     let order = history::get(&state, &user.user_id, &id).await?;
     let o = OrderTexts::of(ctx.lang);
-    let title = title_of(&state, &order.event_id).await;
+    let title = title_of(&state, &order.event_id).await?;
     render(&CheckoutPage {
         order: row(ctx.lang, o, &order, title),
         o,
@@ -260,18 +279,15 @@ pub async fn list(
     )
     .await?;
     let o = OrderTexts::of(ctx.lang);
-    let mut titles = std::collections::HashMap::new();
-    let mut orders = Vec::with_capacity(page.items.len());
-    for order in &page.items {
-        if !titles.contains_key(&order.event_id) {
-            titles.insert(
-                order.event_id.clone(),
-                title_of(&state, &order.event_id).await,
-            );
-        }
-        let title = titles.get(&order.event_id).cloned().unwrap_or_default();
-        orders.push(row(ctx.lang, o, order, title));
-    }
+    let titles = titles(&state, page.items.iter().map(|o| o.event_id.clone())).await?;
+    let orders = page
+        .items
+        .iter()
+        .map(|order| {
+            let title = titles.get(&order.event_id).cloned().unwrap_or_default();
+            row(ctx.lang, o, order, title)
+        })
+        .collect();
     let current = status.as_deref().unwrap_or("");
     let filters = [
         ("", o.all),
@@ -380,7 +396,7 @@ pub async fn detail(
         }
         _ => None,
     };
-    let title = title_of(&state, &order.event_id).await;
+    let title = title_of(&state, &order.event_id).await?;
     render(&OrderPage {
         order: row(ctx.lang, o, &order, title),
         o,
