@@ -16,6 +16,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("enhance.js", include_str!("static/enhance.js")),
     ("countdown.js", include_str!("static/countdown.js")),
     ("buy.css", include_str!("static/buy.css")),
+    ("seatdraw.js", include_str!("static/seatdraw.js")),
     ("seatmap.js", include_str!("static/seatmap.js")),
     ("queue.js", include_str!("static/queue.js")),
     ("checkout.js", include_str!("static/checkout.js")),

@@ -2,8 +2,8 @@
 // generator blocks the seats API takes, previewed as the same SVG the buyer's seat map draws.
 
 import { api, say, showProblem } from "./enhance.js";
+import { canvas, labelSections, seatCircle } from "./seatdraw.js";
 
-const SVG = "http://www.w3.org/2000/svg";
 const SEAT = 12;      // seat spacing
 const ROW = 14;       // row spacing
 const SECTION_GAP = 40;
@@ -115,35 +115,12 @@ function bounds(seats) {
 /** Draws seats like the buyer's map: circles coloured by grade, section names above. */
 export function drawSeats(box, seats, b) {
   const grades = [...new Set(seats.map((s) => s.grade))];
-  const pad = 20;
-  const svg = document.createElementNS(SVG, "svg");
-  const w = Math.max(1, b.max_x - b.min_x) + pad * 2;
-  svg.setAttribute("viewBox", `${b.min_x - pad} ${b.min_y - pad - 10} ${w} ${Math.max(1, b.max_y - b.min_y) + pad * 2 + 10}`);
+  const { svg, width } = canvas(b);
   svg.setAttribute("aria-hidden", "true");
-  svg.style.width = "100%";
   // A small map is not blown up past three screen pixels per unit.
-  svg.style.maxWidth = `${w * 3}px`;
-  const sections = new Map();
-  for (const s of seats) {
-    const at = sections.get(s.section);
-    if (!at || s.y < at.y || (s.y === at.y && s.x < at.x)) sections.set(s.section, { x: s.x, y: s.y });
-  }
-  for (const [name, at] of sections) {
-    const label = document.createElementNS(SVG, "text");
-    label.setAttribute("x", at.x);
-    label.setAttribute("y", at.y - 8);
-    label.setAttribute("class", "section-name");
-    label.textContent = name;
-    svg.append(label);
-  }
-  for (const s of seats) {
-    const c = document.createElementNS(SVG, "circle");
-    c.setAttribute("cx", s.x);
-    c.setAttribute("cy", s.y);
-    c.setAttribute("r", 4.5);
-    c.setAttribute("class", `seat g${grades.indexOf(s.grade) % 8}`);
-    svg.append(c);
-  }
+  svg.style.maxWidth = `${width * 3}px`;
+  labelSections(svg, seats);
+  for (const s of seats) svg.append(seatCircle(s, `seat g${grades.indexOf(s.grade) % 8}`));
   const legend = document.createElement("p");
   legend.className = "legend";
   for (const [i, g] of grades.entries()) {

@@ -2,8 +2,8 @@
 // document, the other products' quantities, and placing the order through the JSON API.
 
 import { api, say, messages, showProblem } from "./enhance.js";
+import { canvas, labelSections, seatCircle } from "./seatdraw.js";
 
-const SVG = "http://www.w3.org/2000/svg";
 const form = document.getElementById("buy");
 const data = JSON.parse(document.getElementById("buy-data").textContent);
 const t = data.texts;
@@ -57,36 +57,13 @@ function seatName(seat) {
 function draw(doc) {
   layout = doc;
   chosen.clear();
-  const pad = 20;
-  const b = doc.bounds;
-  const w = Math.max(1, b.max_x - b.min_x) + pad * 2;
-  const h = Math.max(1, b.max_y - b.min_y) + pad * 2;
-  const svg = document.createElementNS(SVG, "svg");
-  svg.setAttribute("viewBox", `${b.min_x - pad} ${b.min_y - pad - 10} ${w} ${h + 10}`);
+  const { svg } = canvas(doc.bounds);
   svg.setAttribute("role", "group");
   svg.setAttribute("aria-label", document.getElementById("seat-map-title").textContent);
-  svg.style.width = "100%";
-  // Section names above their seats.
-  const sections = new Map();
-  for (const s of doc.seats) {
-    const at = sections.get(s.section);
-    if (!at || s.y < at.y || (s.y === at.y && s.x < at.x)) sections.set(s.section, { x: s.x, y: s.y });
-  }
-  for (const [name, at] of sections) {
-    const label = document.createElementNS(SVG, "text");
-    label.setAttribute("x", at.x);
-    label.setAttribute("y", at.y - 8);
-    label.setAttribute("class", "section-name");
-    label.textContent = name;
-    svg.append(label);
-  }
+  labelSections(svg, doc.seats);
   nodes = doc.seats.map((s, i) => {
-    const c = document.createElementNS(SVG, "circle");
-    c.setAttribute("cx", s.x);
-    c.setAttribute("cy", s.y);
-    c.setAttribute("r", 4.5);
     const g = grades.get(s.grade);
-    c.setAttribute("class", `seat g${g ? g.index : 7}${g ? "" : " taken"}`);
+    const c = seatCircle(s, `seat g${g ? g.index : 7}${g ? "" : " taken"}`);
     c.setAttribute("role", "checkbox");
     c.setAttribute("aria-checked", "false");
     c.setAttribute("aria-label", seatName(s));
