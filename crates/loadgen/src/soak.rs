@@ -48,6 +48,7 @@ pub async fn run(cli: &Cli, config: &RunConfig) -> Result<RunOutput> {
         .iter()
         .map(|t| Url::parse(t).with_context(|| format!("target {t}")))
         .collect::<Result<Vec<_>>>()?;
+    let buyer_count = buyers.len();
     let mix = Mix {
         client,
         targets,
@@ -85,7 +86,7 @@ pub async fn run(cli: &Cli, config: &RunConfig) -> Result<RunOutput> {
     );
     output.notes.push(format!(
         "mix per virtual user, in turn: GET /events, GET /events/{{id}}, GET /orders (signed in), POST /orders + PUT /orders/{{id}}/cancel; {} seeded buyers over {} target(s)",
-        mix_buyers(tokens_path)?,
+        buyer_count,
         cli.targets.len()
     ));
     if let (Some(first), Some(last)) = (output.rss_mib.first(), output.rss_mib.last()) {
@@ -95,10 +96,6 @@ pub async fn run(cli: &Cli, config: &RunConfig) -> Result<RunOutput> {
         ));
     }
     Ok(output)
-}
-
-fn mix_buyers(path: &std::path::Path) -> Result<usize> {
-    Ok(tokens::load(path)?.len())
 }
 
 /// The mixed traffic.
