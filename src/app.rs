@@ -95,6 +95,8 @@ pub struct App {
     pub seat_maps: crate::catalog::seats::SeatCache,
     /// Checkout admission and order lifecycle hooks (the waiting room plugs in here).
     pub order_hooks: crate::orders::hooks::Hooks,
+    /// Checkout and payment settling by group commit.
+    pub order_batches: crate::orders::batches::Batches,
     /// Catalog rows of recent checkouts (cleared with the public cache).
     pub checkout_catalog: crate::orders::checkout::CatalogCache,
     /// Payment gateways (`test` is the default).
@@ -310,6 +312,7 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
             .unwrap_or_else(crate::queue::gate::hooks),
         payments,
         checkout_catalog: Default::default(),
+        order_batches: crate::orders::batches::Batches::start(),
         queue: crate::queue::Queue::new(room, redis_for_queue, challenge),
     }));
     // Subscribe before the first load so a change made meanwhile still triggers a reload.

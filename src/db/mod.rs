@@ -241,6 +241,22 @@ pub async fn ping(db: &DatabaseConnection) -> bool {
         .unwrap_or(false)
 }
 
+/// Inserts rows with multi-row statements of at most 100 rows each (far below any backend's
+/// bind-parameter limit), without reading them back.
+pub async fn insert_all<E, M>(conn: &impl ConnectionTrait, rows: Vec<M>) -> AppResult<()>
+where
+    E: sea_orm::EntityTrait,
+    M: sea_orm::IntoActiveModel<E::ActiveModel>,
+    E::ActiveModel: Send,
+{
+    let mut rows = rows.into_iter().map(M::into_active_model).peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<E::ActiveModel> = rows.by_ref().take(100).collect();
+        E::insert_many(chunk).exec_without_returning(conn).await?;
+    }
+    Ok(())
+}
+
 /// Executes a statement and reports whether it changed exactly one row.
 pub async fn exec_one<C: ConnectionTrait>(conn: &C, stmt: sea_orm::Statement) -> AppResult<bool> {
     Ok(conn.execute_raw(stmt).await?.rows_affected() == 1)

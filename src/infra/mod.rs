@@ -1,5 +1,7 @@
-//! Infrastructure shared by the features: time, randomness, secrets, pub/sub, mail, metrics.
+//! Infrastructure shared by the features: time, randomness, secrets, pub/sub, mail, metrics,
+//! group commit.
 
+pub mod batch;
 pub mod bus;
 pub mod clock;
 pub mod gauges;

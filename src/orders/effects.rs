@@ -102,6 +102,72 @@ pub async fn transition<C: ConnectionTrait>(
     Ok(update.exec(conn).await?.rows_affected == 1)
 }
 
+/// A capture for [`confirm_paid`].
+pub struct Paid<'a> {
+    /// The order.
+    pub order_id: &'a str,
+    /// The gateway.
+    pub provider: &'a str,
+    /// The gateway's reference of the capture.
+    pub reference: &'a str,
+    /// The amount captured.
+    pub amount: i64,
+    /// When it was captured (the order's `confirmed_at`).
+    pub at: OffsetDateTime,
+}
+
+/// Moves many `PENDING` orders to `CONFIRMED` with one conditional statement, under the same
+/// conditions as a confirming [`transition`] (still held at `now`, event not canceled), stamping
+/// each with its own capture. Returns whether every one of them moved; the caller must have
+/// locked the rows and must roll back otherwise.
+pub async fn confirm_paid<C: ConnectionTrait>(
+    conn: &C,
+    paid: &[Paid<'_>],
+    now: OffsetDateTime,
+) -> AppResult<bool> {
+    OrderStatus::Pending.check(OrderStatus::Confirmed)?;
+    if paid.is_empty() {
+        return Ok(true);
+    }
+    let arms = "WHEN ? THEN ? ".repeat(paid.len());
+    let columns = ["updated_at", "confirmed_at", "payment_provider", "payment_ref", "paid_amount"]
+        .map(|column| format!("{column} = CASE id {arms}END"))
+        .join(", ");
+    let mut params: Vec<Value> = vec![OrderStatus::Confirmed.as_str().into()];
+    for value in [
+        |p: &Paid| Value::from(to_db(p.at)),
+        |p: &Paid| Value::from(to_db(p.at)),
+        |p: &Paid| Value::from(p.provider),
+        |p: &Paid| Value::from(p.reference),
+        |p: &Paid| Value::from(p.amount),
+    ] {
+        for p in paid {
+            params.extend([p.order_id.into(), value(p)]);
+        }
+    }
+    params.extend(values(paid.iter().map(|p| p.order_id)));
+    params.extend([
+        OrderStatus::Pending.as_str().into(),
+        to_db(now).into(),
+        EventStatus::Canceled.as_str().into(),
+    ]);
+    let sql = format!(
+        "UPDATE orders SET status = ?, {columns} \
+         WHERE id IN ({}) AND status = ? AND expires_at > ? \
+         AND NOT EXISTS (SELECT 1 FROM events WHERE events.id = orders.event_id AND events.status = ?)",
+        vec!["?"; paid.len()].join(", ")
+    );
+    let moved = conn
+        .execute_raw(Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            sql,
+            params,
+        ))
+        .await?
+        .rows_affected();
+    Ok(usize::try_from(moved).ok() == Some(paid.len()))
+}
+
 /// Stock an order holds, per counter, from its ledger rows (sorted by stock id).
 pub async fn held_stock<C: ConnectionTrait>(
     conn: &C,
@@ -126,21 +192,30 @@ pub async fn held_stock<C: ConnectionTrait>(
     Ok(held)
 }
 
-/// A confirmed order's holds become sales: seats `HELD` → `SOLD` (when it has seats), and one
-/// `SALE` ledger row (delta 0) per counter it holds, so reports can tell sold from held —
-/// written by one `INSERT … SELECT` over the order's own ledger rows, without a read.
+/// Confirmed orders' holds become sales: seats `HELD` → `SOLD` (when one has seats), and one
+/// `SALE` ledger row (delta 0) per counter each order holds, so reports can tell sold from held —
+/// written by one `INSERT … SELECT` over the orders' own ledger rows, without a read.
 pub async fn sell<C: ConnectionTrait>(
     conn: &C,
-    order: &orders::Model,
+    order_ids: &[&str],
     has_seats: bool,
     now: OffsetDateTime,
 ) -> AppResult<()> {
+    if order_ids.is_empty() {
+        return Ok(());
+    }
     let backend = conn.get_database_backend();
+    let marks = vec!["?"; order_ids.len()].join(", ");
     if has_seats {
+        let mut params = vec![to_db(now).into()];
+        params.extend(values(order_ids.iter().copied()));
         conn.execute_raw(Statement::from_sql_and_values(
             backend,
-            "UPDATE seats SET state = 'SOLD', updated_at = ? WHERE order_id = ? AND state = 'HELD'",
-            [to_db(now).into(), order.id.clone().into()],
+            format!(
+                "UPDATE seats SET state = 'SOLD', updated_at = ? \
+                 WHERE order_id IN ({marks}) AND state = 'HELD'"
+            ),
+            params,
         ))
         .await?;
     }
@@ -150,18 +225,16 @@ pub async fn sell<C: ConnectionTrait>(
         DbBackend::MySql => "UUID()",
         _ => "lower(hex(randomblob(16)))",
     };
+    let mut params: Vec<Value> = vec![movement::SALE.into(), to_db(now).into()];
+    params.extend(values(order_ids.iter().copied()));
     conn.execute_raw(Statement::from_sql_and_values(
         backend,
         format!(
             "INSERT INTO stock_movements (id, event_id, stock_id, order_id, kind, delta, created_at) \
              SELECT {new_id}, event_id, stock_id, order_id, ?, 0, ? FROM stock_movements \
-             WHERE order_id = ? GROUP BY event_id, stock_id, order_id HAVING SUM(delta) < 0"
+             WHERE order_id IN ({marks}) GROUP BY event_id, stock_id, order_id HAVING SUM(delta) < 0"
         ),
-        [
-            movement::SALE.into(),
-            to_db(now).into(),
-            order.id.clone().into(),
-        ],
+        params,
     ))
     .await?;
     Ok(())

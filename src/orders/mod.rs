@@ -2,6 +2,7 @@
 //! fulfilment and the organizer's reports. See DESIGN.md "How concurrency is made correct".
 
 pub mod audit;
+pub mod batches;
 pub mod cancel;
 pub mod check_in;
 pub mod checkout;

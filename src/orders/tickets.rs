@@ -260,44 +260,44 @@ async fn package_contents<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// Issues the tickets of a just-confirmed order (its `lines`) inside the confirming
-/// transaction; returns how many. Call it only after the transition to `CONFIRMED` moved, so
-/// it runs once.
+/// Issues the tickets of just-confirmed orders (each with its `lines`) inside the confirming
+/// transaction; returns how many. Call it only after the transition to `CONFIRMED` moved them,
+/// so it runs once per order.
 pub async fn issue<C: ConnectionTrait>(
     conn: &C,
     rng: &dyn Rng,
-    order: &orders::Model,
-    lines: &[order_items::Model],
+    orders: &[(&orders::Model, &[order_items::Model])],
     now: OffsetDateTime,
 ) -> AppResult<usize> {
-    let components = package_contents(conn, lines).await?;
-    let rows: Vec<tickets::ActiveModel> = admissions(lines, &components)
-        .into_iter()
-        .map(|a| tickets::ActiveModel {
-            id: Set(uuid::Uuid::now_v7().to_string()),
-            event_id: Set(order.event_id.clone()),
-            order_id: Set(order.id.clone()),
-            order_item_id: Set(a.order_item_id),
-            product_id: Set(a.product_id),
-            performance_id: Set(a.performance_id),
-            seat_id: Set(a.seat.as_ref().map(|s| s.id.clone())),
-            seat_label: Set(a.seat.map(|s| s.label)),
-            code: Set(new_code(rng)),
-            status: Set(TicketStatus::Valid.as_str().to_owned()),
-            used_at: Set(None),
-            checked_in_by: Set(None),
-            created_at: Set(to_db(now)),
+    let all_lines: Vec<order_items::Model> = orders
+        .iter()
+        .flat_map(|(_, lines)| lines.iter().cloned())
+        .collect();
+    let components = package_contents(conn, &all_lines).await?;
+    let rows: Vec<tickets::ActiveModel> = orders
+        .iter()
+        .flat_map(|(order, lines)| {
+            admissions(lines, &components)
+                .into_iter()
+                .map(move |a| tickets::ActiveModel {
+                    id: Set(uuid::Uuid::now_v7().to_string()),
+                    event_id: Set(order.event_id.clone()),
+                    order_id: Set(order.id.clone()),
+                    order_item_id: Set(a.order_item_id),
+                    product_id: Set(a.product_id),
+                    performance_id: Set(a.performance_id),
+                    seat_id: Set(a.seat.as_ref().map(|s| s.id.clone())),
+                    seat_label: Set(a.seat.map(|s| s.label)),
+                    code: Set(new_code(rng)),
+                    status: Set(TicketStatus::Valid.as_str().to_owned()),
+                    used_at: Set(None),
+                    checked_in_by: Set(None),
+                    created_at: Set(to_db(now)),
+                })
         })
         .collect();
     let count = rows.len();
-    // One statement per 100 tickets keeps large orders well under any bind-parameter limit.
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<_> = rows.by_ref().take(100).collect();
-        tickets::Entity::insert_many(chunk)
-            .exec_without_returning(conn)
-            .await?;
-    }
+    crate::db::insert_all::<tickets::Entity, _>(conn, rows).await?;
     Ok(count)
 }
 

@@ -3,7 +3,7 @@
 mod templates;
 pub mod worker;
 
-use sea_orm::{ConnectionTrait, EntityTrait, Set};
+use sea_orm::{ConnectionTrait, Set};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -201,28 +201,39 @@ pub async fn enqueue<C: ConnectionTrait>(
     locale: MailLocale,
     mail: &Mail,
 ) -> AppResult<()> {
-    let value = serde_json::to_value(mail).map_err(anyhow::Error::from)?;
-    let template = value["template"].as_str().unwrap_or_default().to_owned();
-    let params = value["params"].to_string();
-    // Without returning: on MariaDB `ActiveModel::insert` reads the row back, a second round trip
-    // inside the paying transaction.
-    mail_outbox::Entity::insert(mail_outbox::ActiveModel {
-        id: Set(uuid::Uuid::now_v7().to_string()),
-        to_address: Set(to.to_owned()),
-        template: Set(template),
-        locale: Set(locale.tag().to_owned()),
-        params: Set(params),
-        status: Set(status::PENDING.to_owned()),
-        attempts: Set(0),
-        next_attempt_at: Set(to_db(now)),
-        locked_until: Set(None),
-        last_error: Set(None),
-        created_at: Set(to_db(now)),
-        sent_at: Set(None),
-    })
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
+    enqueue_all(conn, now, [(to, locale, mail)]).await
+}
+
+/// Adds mails (address, language, mail) to the outbox with multi-row statements, inside the
+/// caller's transaction; wake the worker after commit.
+pub async fn enqueue_all<'a, C: ConnectionTrait>(
+    conn: &C,
+    now: OffsetDateTime,
+    mails: impl IntoIterator<Item = (&'a str, MailLocale, &'a Mail)>,
+) -> AppResult<()> {
+    let rows = mails
+        .into_iter()
+        .map(|(to, locale, mail)| {
+            let value = serde_json::to_value(mail).map_err(anyhow::Error::from)?;
+            Ok(mail_outbox::ActiveModel {
+                id: Set(uuid::Uuid::now_v7().to_string()),
+                to_address: Set(to.to_owned()),
+                template: Set(value["template"].as_str().unwrap_or_default().to_owned()),
+                locale: Set(locale.tag().to_owned()),
+                params: Set(value["params"].to_string()),
+                status: Set(status::PENDING.to_owned()),
+                attempts: Set(0),
+                next_attempt_at: Set(to_db(now)),
+                locked_until: Set(None),
+                last_error: Set(None),
+                created_at: Set(to_db(now)),
+                sent_at: Set(None),
+            })
+        })
+        .collect::<AppResult<Vec<_>>>()?;
+    // Without returning: on MariaDB `ActiveModel::insert` reads each row back, a second round
+    // trip inside the paying transaction.
+    crate::db::insert_all::<mail_outbox::Entity, _>(conn, rows).await
 }
 
 /// Rebuilds the mail from an outbox row.

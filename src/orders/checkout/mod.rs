@@ -4,6 +4,7 @@
 //! merchandise with a pre-order fallback, then the ledger rows, and the hot stock counters last
 //! (sorted), so the hottest rows are locked for the shortest time and two orders never deadlock.
 
+pub mod batch;
 pub mod plan;
 pub mod request;
 
@@ -107,16 +108,21 @@ pub async fn place(
         .gate
         .admit(state, headers, user, &event)
         .await?;
-    let user_id = user.user_id.clone();
-    let (order, lines) = db::write_tx(&state.db, |tx| {
-        let plan = plan.clone();
-        let event = event.clone();
-        let user_id = user_id.clone();
-        Box::pin(async move { execute(tx, &plan, &event, &user_id, now).await })
-    })
-    .await?;
+    let job = batch::Job {
+        state: state.clone(),
+        plan,
+        event,
+        user_id: user.user_id.clone(),
+        now,
+    };
+    let event_id = job.event.id.clone();
+    let (order, lines) = if batch::batchable(&job.plan) {
+        state.order_batches.place.run(job).await?
+    } else {
+        batch::single(&job).await?
+    };
     metrics::counter!("boxoffice_orders_total", "result" => "placed").increment(1);
-    metrics::counter!("boxoffice_funnel_total", "event" => event.id.clone(), "stage" => "ordered")
+    metrics::counter!("boxoffice_funnel_total", "event" => event_id, "stage" => "ordered")
         .increment(1);
     Ok(view::present(order, lines))
 }
@@ -240,77 +246,12 @@ async fn execute(
     let backend = tx.get_database_backend();
     let order_id = uuid::Uuid::now_v7().to_string();
     let at = to_db(now);
-    let order = orders::Model {
-        id: order_id.clone(),
-        event_id: event.id.clone(),
-        user_id: user_id.to_owned(),
-        status: OrderStatus::Pending.as_str().to_owned(),
-        currency: event.currency.clone(),
-        subtotal: plan.subtotal,
-        shipping_fee: plan.shipping_fee,
-        total: plan.total(),
-        cancel_policy: event.cancel_policy.clone(),
-        shipping_address: plan
-            .address
-            .as_ref()
-            .and_then(|a| serde_json::to_string(a).ok()),
-        expires_at: to_db(now + Duration::seconds(i64::from(event.order_hold_seconds.max(1)))),
-        payment_provider: None,
-        payment_ref: None,
-        paid_amount: None,
-        cancel_reason: None,
-        cancel_note: None,
-        cancel_fee: None,
-        refund_amount: None,
-        confirmed_at: None,
-        canceled_at: None,
-        refunded_at: None,
-        created_at: at,
-        updated_at: at,
-    };
+    let order = order_row(plan, event, user_id, &order_id, now);
     orders::Entity::insert(orders::ActiveModel::from(order.clone()))
         .exec_without_returning(tx)
         .await?;
 
-    for (scope, take) in &plan.counters {
-        tx.execute_raw(Statement::from_sql_and_values(
-            backend,
-            insert_ignore(
-                backend,
-                "purchase_counts (scope_id, user_id, event_id, quantity)",
-                "?, ?, ?, 0",
-            ),
-            values([scope.as_str(), user_id, event.id.as_str()]),
-        ))
-        .await?;
-        let raised = db::exec_one(
-            tx,
-            Statement::from_sql_and_values(
-                backend,
-                "UPDATE purchase_counts SET quantity = quantity + ? \
-                 WHERE scope_id = ? AND user_id = ? AND quantity + ? <= ?",
-                [
-                    take.quantity.into(),
-                    scope.clone().into(),
-                    user_id.into(),
-                    take.quantity.into(),
-                    take.limit.into(),
-                ],
-            ),
-        )
-        .await?;
-        if !raised {
-            return Err(AppError::conflict(
-                "limit_exceeded",
-                format!("At most {} per buyer for {}.", take.limit, take.what),
-            )
-            .with_errors(vec![FieldError::new(
-                &format!("items[{}].quantity", take.item),
-                "per_user_limit",
-                format!("at most {} per buyer", take.limit),
-            )]));
-        }
-    }
+    raise_counters(tx, plan, &event.id, user_id).await??;
 
     let mut seat_labels: HashMap<String, String> = HashMap::new();
     for take in &plan.seats {
@@ -405,14 +346,168 @@ async fn execute(
         preorder.insert(take.item);
     }
 
-    let lines: Vec<order_items::Model> = plan
-        .lines
+    let lines = line_rows(plan, &order_id, &event.id, &preorder, &seat_labels);
+    order_items::Entity::insert_many(lines.iter().cloned().map(order_items::ActiveModel::from))
+        .exec_without_returning(tx)
+        .await?;
+
+    if !plan.stock.is_empty() {
+        // The ledger rows go in before the hot rows are touched; if a counter then refuses, the
+        // whole transaction (ledger included) rolls back.
+        stock_movements::Entity::insert_many(
+            hold_rows(plan, &event.id, &order_id, at)
+                .into_iter()
+                .map(stock_movements::ActiveModel::from),
+        )
+        .exec_without_returning(tx)
+        .await?;
+        for (stock_id, (quantity, items)) in &plan.stock {
+            let taken = db::exec_one(
+                tx,
+                Statement::from_sql_and_values(
+                    backend,
+                    "UPDATE stock_counters SET remaining = remaining - ? WHERE id = ? AND remaining >= ?",
+                    [(*quantity).into(), stock_id.clone().into(), (*quantity).into()],
+                ),
+            )
+            .await?;
+            if !taken {
+                let name = &plan.lines[items[0]].name;
+                return Err(sold_out(items, plan, name));
+            }
+        }
+    }
+    Ok((order, lines))
+}
+
+/// Raises the buyer's per-user counters the plan names, each by one conditional statement.
+/// The outer error is the database's; the inner one is `limit_exceeded`, after which the
+/// counters this call raised are lowered again (so a batch can go on with other orders).
+async fn raise_counters(
+    tx: &DatabaseTransaction,
+    plan: &Plan,
+    event_id: &str,
+    user_id: &str,
+) -> AppResult<Result<(), AppError>> {
+    let backend = tx.get_database_backend();
+    let mut raised: Vec<(&String, i64)> = Vec::new();
+    for (scope, take) in &plan.counters {
+        tx.execute_raw(Statement::from_sql_and_values(
+            backend,
+            insert_ignore(
+                backend,
+                "purchase_counts (scope_id, user_id, event_id, quantity)",
+                "?, ?, ?, 0",
+            ),
+            values([scope.as_str(), user_id, event_id]),
+        ))
+        .await?;
+        let ok = db::exec_one(
+            tx,
+            Statement::from_sql_and_values(
+                backend,
+                "UPDATE purchase_counts SET quantity = quantity + ? \
+                 WHERE scope_id = ? AND user_id = ? AND quantity + ? <= ?",
+                [
+                    take.quantity.into(),
+                    scope.clone().into(),
+                    user_id.into(),
+                    take.quantity.into(),
+                    take.limit.into(),
+                ],
+            ),
+        )
+        .await?;
+        if !ok {
+            lower_counters(tx, raised, user_id).await?;
+            return Ok(Err(AppError::conflict(
+                "limit_exceeded",
+                format!("At most {} per buyer for {}.", take.limit, take.what),
+            )
+            .with_errors(vec![FieldError::new(
+                &format!("items[{}].quantity", take.item),
+                "per_user_limit",
+                format!("at most {} per buyer", take.limit),
+            )])));
+        }
+        raised.push((scope, take.quantity));
+    }
+    Ok(Ok(()))
+}
+
+/// Gives back what [`raise_counters`] took, inside the same transaction (the rows are still
+/// locked by it, so nobody saw the raised values).
+async fn lower_counters(
+    tx: &DatabaseTransaction,
+    raised: Vec<(&String, i64)>,
+    user_id: &str,
+) -> AppResult<()> {
+    for (scope, quantity) in raised {
+        tx.execute_raw(Statement::from_sql_and_values(
+            tx.get_database_backend(),
+            "UPDATE purchase_counts SET quantity = quantity - ? WHERE scope_id = ? AND user_id = ?",
+            [quantity.into(), scope.clone().into(), user_id.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// The `orders` row of a new order (`PENDING`, held until the event's hold time from `now`).
+fn order_row(
+    plan: &Plan,
+    event: &events::Model,
+    user_id: &str,
+    order_id: &str,
+    now: OffsetDateTime,
+) -> orders::Model {
+    let at = to_db(now);
+    orders::Model {
+        id: order_id.to_owned(),
+        event_id: event.id.clone(),
+        user_id: user_id.to_owned(),
+        status: OrderStatus::Pending.as_str().to_owned(),
+        currency: event.currency.clone(),
+        subtotal: plan.subtotal,
+        shipping_fee: plan.shipping_fee,
+        total: plan.total(),
+        cancel_policy: event.cancel_policy.clone(),
+        shipping_address: plan
+            .address
+            .as_ref()
+            .and_then(|a| serde_json::to_string(a).ok()),
+        expires_at: to_db(now + Duration::seconds(i64::from(event.order_hold_seconds.max(1)))),
+        payment_provider: None,
+        payment_ref: None,
+        paid_amount: None,
+        cancel_reason: None,
+        cancel_note: None,
+        cancel_fee: None,
+        refund_amount: None,
+        confirmed_at: None,
+        canceled_at: None,
+        refunded_at: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// The `order_items` rows of a new order: `preorder` names the request items served from
+/// pre-order stock, `seat_labels` the labels of the seats it holds.
+fn line_rows(
+    plan: &Plan,
+    order_id: &str,
+    event_id: &str,
+    preorder: &HashSet<usize>,
+    seat_labels: &HashMap<String, String>,
+) -> Vec<order_items::Model> {
+    plan.lines
         .iter()
         .enumerate()
         .map(|(position, line)| order_items::Model {
             id: uuid::Uuid::now_v7().to_string(),
-            order_id: order_id.clone(),
-            event_id: event.id.clone(),
+            order_id: order_id.to_owned(),
+            event_id: event_id.to_owned(),
             position: i32::try_from(position).unwrap_or(i32::MAX),
             kind: line.kind.as_str().to_owned(),
             product_id: line.product_id.clone(),
@@ -440,44 +535,28 @@ async fn execute(
             tracking_number: None,
             fulfilled_at: None,
         })
-        .collect();
-    order_items::Entity::insert_many(lines.iter().cloned().map(order_items::ActiveModel::from))
-        .exec_without_returning(tx)
-        .await?;
+        .collect()
+}
 
-    if !plan.stock.is_empty() {
-        // The ledger rows go in before the hot rows are touched; if a counter then refuses, the
-        // whole transaction (ledger included) rolls back.
-        stock_movements::Entity::insert_many(plan.stock.iter().map(|(stock_id, (quantity, _))| {
-            stock_movements::ActiveModel::from(stock_movements::Model {
-                id: uuid::Uuid::now_v7().to_string(),
-                event_id: event.id.clone(),
-                stock_id: stock_id.clone(),
-                order_id: Some(order_id.clone()),
-                kind: movement::HOLD.to_owned(),
-                delta: -quantity,
-                created_at: at,
-            })
-        }))
-        .exec_without_returning(tx)
-        .await?;
-        for (stock_id, (quantity, items)) in &plan.stock {
-            let taken = db::exec_one(
-                tx,
-                Statement::from_sql_and_values(
-                    backend,
-                    "UPDATE stock_counters SET remaining = remaining - ? WHERE id = ? AND remaining >= ?",
-                    [(*quantity).into(), stock_id.clone().into(), (*quantity).into()],
-                ),
-            )
-            .await?;
-            if !taken {
-                let name = &plan.lines[items[0]].name;
-                return Err(sold_out(items, plan, name));
-            }
-        }
-    }
-    Ok((order, lines))
+/// The `HOLD` ledger rows of the plain counters a new order takes.
+fn hold_rows(
+    plan: &Plan,
+    event_id: &str,
+    order_id: &str,
+    at: time::PrimitiveDateTime,
+) -> Vec<stock_movements::Model> {
+    plan.stock
+        .iter()
+        .map(|(stock_id, (quantity, _))| stock_movements::Model {
+            id: uuid::Uuid::now_v7().to_string(),
+            event_id: event_id.to_owned(),
+            stock_id: stock_id.clone(),
+            order_id: Some(order_id.to_owned()),
+            kind: movement::HOLD.to_owned(),
+            delta: -quantity,
+            created_at: at,
+        })
+        .collect()
 }
 
 fn sold_out(items: &[usize], plan: &Plan, name: &str) -> AppError {

@@ -262,7 +262,7 @@ impl Paying {
     }
 
     /// The id of the latest attempt if it is a `PREPARED` one of `provider`.
-    fn prepared_with(&self, provider: &str) -> Option<&str> {
+    pub(super) fn prepared_with(&self, provider: &str) -> Option<&str> {
         self.latest_payment
             .as_ref()
             .filter(|(_, p, status)| p == provider && status == payment_status::PREPARED)
@@ -542,27 +542,51 @@ pub async fn settle(
     now: OffsetDateTime,
 ) -> AppResult<Settlement> {
     let order_id = paying.order.id.as_str();
-    let decision = db::write_tx(&state.db, |tx| {
-        let (state, paying, provider, capture, actor) = (
-            state.clone(),
-            paying.clone(),
-            provider.to_owned(),
-            capture.clone(),
-            actor.map(str::to_owned),
-        );
-        Box::pin(async move {
-            let settling = Settling {
-                state: &state,
-                paying: &paying,
-                provider: &provider,
-                capture: &capture,
-                actor: actor.as_deref(),
+    // The ordinary capture (first of this order, right amount) goes with the others arriving
+    // meanwhile; anything the batch cannot confirm is settled alone below.
+    let ordinary = paying.order.payment_ref.as_deref() != Some(capture.provider_ref.as_str())
+        && capture.amount.minor() == paying.order.total;
+    let batched = if ordinary {
+        state
+            .order_batches
+            .settle
+            .run(super::settle_batch::Job {
+                state: state.clone(),
+                paying: paying.clone(),
+                provider: provider.to_owned(),
+                capture: capture.clone(),
                 now,
-            };
-            settling.decide(tx).await
-        })
-    })
-    .await?;
+            })
+            .await?
+    } else {
+        None
+    };
+    let decision = match batched {
+        Some(change) => Decision::Paid(change),
+        None => {
+            db::write_tx(&state.db, |tx| {
+                let (state, paying, provider, capture, actor) = (
+                    state.clone(),
+                    paying.clone(),
+                    provider.to_owned(),
+                    capture.clone(),
+                    actor.map(str::to_owned),
+                );
+                Box::pin(async move {
+                    let settling = Settling {
+                        state: &state,
+                        paying: &paying,
+                        provider: &provider,
+                        capture: &capture,
+                        actor: actor.as_deref(),
+                        now,
+                    };
+                    settling.decide(tx).await
+                })
+            })
+            .await?
+        }
+    };
     Ok(match decision {
         Decision::Paid(change) => {
             metrics::counter!("boxoffice_orders_total", "result" => "paid").increment(1);
@@ -686,8 +710,9 @@ impl Settling<'_> {
     /// record the capture and queue the confirmation mail — writes only.
     async fn confirmed(&self, tx: &DatabaseTransaction) -> AppResult<Decision> {
         let (order, lines) = (&self.paying.order, &self.paying.lines);
-        effects::sell(tx, order, lines.iter().any(|l| l.seats.is_some()), self.now).await?;
-        tickets::issue(tx, self.state.rng.as_ref(), order, lines, self.now).await?;
+        let has_seats = lines.iter().any(|l| l.seats.is_some());
+        effects::sell(tx, &[order.id.as_str()], has_seats, self.now).await?;
+        tickets::issue(tx, self.state.rng.as_ref(), &[(order, lines)], self.now).await?;
         mark_payment(
             tx,
             order,
@@ -712,47 +737,56 @@ impl Settling<'_> {
         }))
     }
 
-    /// The confirmation mail (buyer's language): the lines, the total and the order's page.
+    /// Queues the confirmation mail, unless the buyer's account is gone.
     async fn queue_confirmation(&self, tx: &DatabaseTransaction) -> AppResult<()> {
-        let Some((email, name, locale)) = &self.paying.buyer else {
+        let Some((email, locale, mail)) = confirmation_mail(self.state, self.paying) else {
             return Ok(());
         };
-        let order = &self.paying.order;
-        let currency = &order.currency;
-        let summary = self
-            .paying
-            .lines
-            .iter()
-            .map(|l| match LineKind::from_db(&l.kind) {
-                LineKind::Shipping => {
-                    format!("{} — {} {currency}", l.name, Money::from_minor(l.price))
-                }
-                _ => format!(
-                    "{} × {} — {} {currency}",
-                    l.name,
-                    l.quantity,
-                    Money::from_minor(l.price)
-                ),
-            })
-            .collect();
-        let mail = Mail::OrderConfirmed {
-            name: name.clone().unwrap_or_default(),
-            event_title: self.paying.event_title.clone(),
-            order_id: order.id.clone(),
-            lines: summary,
-            total: format!("{} {currency}", Money::from_minor(order.total)),
-            url: format!(
-                "{}/account/orders/{}",
-                self.state.config.public_url.as_str().trim_end_matches('/'),
-                order.id
-            ),
-        };
-        crate::infra::mail::enqueue(tx, self.now, email, MailLocale::from_tag(locale), &mail).await
+        crate::infra::mail::enqueue(tx, self.now, email, locale, &mail).await
     }
 
     async fn late(&self, tx: &DatabaseTransaction, order: &orders::Model) -> AppResult<Decision> {
         late(tx, order, self.provider, self.capture, self.actor, self.now).await
     }
+}
+
+/// The confirmation mail of a paid order (buyer's address and language; the lines, the total
+/// and the order's page), unless the buyer's account is gone.
+pub(super) fn confirmation_mail<'a>(
+    state: &AppState,
+    paying: &'a Paying,
+) -> Option<(&'a str, MailLocale, Mail)> {
+    let (email, name, locale) = paying.buyer.as_ref()?;
+    let order = &paying.order;
+    let currency = &order.currency;
+    let summary = paying
+        .lines
+        .iter()
+        .map(|l| match LineKind::from_db(&l.kind) {
+            LineKind::Shipping => {
+                format!("{} — {} {currency}", l.name, Money::from_minor(l.price))
+            }
+            _ => format!(
+                "{} × {} — {} {currency}",
+                l.name,
+                l.quantity,
+                Money::from_minor(l.price)
+            ),
+        })
+        .collect();
+    let mail = Mail::OrderConfirmed {
+        name: name.clone().unwrap_or_default(),
+        event_title: paying.event_title.clone(),
+        order_id: order.id.clone(),
+        lines: summary,
+        total: format!("{} {currency}", Money::from_minor(order.total)),
+        url: format!(
+            "{}/account/orders/{}",
+            state.config.public_url.as_str().trim_end_matches('/'),
+            order.id
+        ),
+    };
+    Some((email, MailLocale::from_tag(locale), mail))
 }
 
 /// The order had ended before this capture could confirm it: record a `LATE_PAYMENT` refund

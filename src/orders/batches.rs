@@ -1,0 +1,31 @@
+//! The group-commit batchers of the money path, one per kind of write, started with the app.
+
+use crate::{
+    infra::batch::Batcher,
+    orders::{
+        checkout::batch::{self as place, Placed},
+        hooks::OrderChange,
+        payment::settle_batch as settle,
+    },
+};
+
+/// Workers per batcher: one collects the next batch while the other is in the database.
+const WORKERS: usize = 2;
+
+/// Checkout and payment settling in batches.
+pub struct Batches {
+    /// `POST /orders` of plans without seats or pre-orders.
+    pub place: Batcher<place::Job, Placed>,
+    /// Ordinary captures (`POST /orders/{id}/pay/confirm`, gateway callbacks).
+    pub settle: Batcher<settle::Job, Option<OrderChange>>,
+}
+
+impl Batches {
+    /// Starts the workers (inside the Tokio runtime).
+    pub fn start() -> Self {
+        Self {
+            place: Batcher::spawn("place_order", place::MAX_BATCH, WORKERS, place::flush),
+            settle: Batcher::spawn("settle_payment", settle::MAX_BATCH, WORKERS, settle::flush),
+        }
+    }
+}
