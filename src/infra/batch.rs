@@ -63,7 +63,11 @@ async fn work<J, R>(
     let mut waiting = Vec::with_capacity(max_batch);
     loop {
         // One worker collects at a time; the others are flushing meanwhile.
-        let taken = receiver.lock().await.recv_many(&mut waiting, max_batch).await;
+        let taken = receiver
+            .lock()
+            .await
+            .recv_many(&mut waiting, max_batch)
+            .await;
         if taken == 0 {
             return;
         }

@@ -5,17 +5,27 @@ use crate::{
     orders::{
         checkout::batch::{self as place, Placed},
         hooks::OrderChange,
-        payment::settle_batch as settle,
+        payment::{
+            flow::{self, Paying, PayingRead, PreparedRow},
+            settle_batch as settle,
+        },
     },
 };
 
 /// Workers per batcher: one collects the next batch while the other is in the database.
 const WORKERS: usize = 2;
 
+/// Rows per read or insert batch.
+const READS: usize = 64;
+
 /// Checkout and payment settling in batches.
 pub struct Batches {
     /// `POST /orders` of plans without seats or pre-orders.
     pub place: Batcher<place::Job, Placed>,
+    /// Orders read for paying and confirming.
+    pub paying: Batcher<PayingRead, Option<Paying>>,
+    /// `PREPARED` payment rows (`POST /orders/{id}/pay`).
+    pub prepared: Batcher<PreparedRow, ()>,
     /// Ordinary captures (`POST /orders/{id}/pay/confirm`, gateway callbacks).
     pub settle: Batcher<settle::Job, Option<OrderChange>>,
 }
@@ -25,6 +35,8 @@ impl Batches {
     pub fn start() -> Self {
         Self {
             place: Batcher::spawn("place_order", place::MAX_BATCH, WORKERS, place::flush),
+            paying: Batcher::spawn("read_paying", READS, WORKERS, flow::read_batch),
+            prepared: Batcher::spawn("insert_prepared", READS, WORKERS, flow::insert_prepared),
             settle: Batcher::spawn("settle_payment", settle::MAX_BATCH, WORKERS, settle::flush),
         }
     }

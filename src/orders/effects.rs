@@ -129,10 +129,18 @@ pub async fn confirm_paid<C: ConnectionTrait>(
     if paid.is_empty() {
         return Ok(true);
     }
+    let expected = paid.len();
+    let paid = crate::db::padded(paid.iter().collect::<Vec<_>>());
     let arms = "WHEN ? THEN ? ".repeat(paid.len());
-    let columns = ["updated_at", "confirmed_at", "payment_provider", "payment_ref", "paid_amount"]
-        .map(|column| format!("{column} = CASE id {arms}END"))
-        .join(", ");
+    let columns = [
+        "updated_at",
+        "confirmed_at",
+        "payment_provider",
+        "payment_ref",
+        "paid_amount",
+    ]
+    .map(|column| format!("{column} = CASE id {arms}END"))
+    .join(", ");
     let mut params: Vec<Value> = vec![OrderStatus::Confirmed.as_str().into()];
     for value in [
         |p: &Paid| Value::from(to_db(p.at)),
@@ -141,7 +149,7 @@ pub async fn confirm_paid<C: ConnectionTrait>(
         |p: &Paid| Value::from(p.reference),
         |p: &Paid| Value::from(p.amount),
     ] {
-        for p in paid {
+        for p in &paid {
             params.extend([p.order_id.into(), value(p)]);
         }
     }
@@ -165,7 +173,7 @@ pub async fn confirm_paid<C: ConnectionTrait>(
         ))
         .await?
         .rows_affected();
-    Ok(usize::try_from(moved).ok() == Some(paid.len()))
+    Ok(usize::try_from(moved).ok() == Some(expected))
 }
 
 /// Stock an order holds, per counter, from its ledger rows (sorted by stock id).
@@ -205,6 +213,7 @@ pub async fn sell<C: ConnectionTrait>(
         return Ok(());
     }
     let backend = conn.get_database_backend();
+    let order_ids = crate::db::padded(order_ids.to_vec());
     let marks = vec!["?"; order_ids.len()].join(", ");
     if has_seats {
         let mut params = vec![to_db(now).into()];

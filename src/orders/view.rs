@@ -226,7 +226,7 @@ pub async fn lines_by_order<C: ConnectionTrait>(
         return Ok(lines);
     }
     for line in order_items::Entity::find()
-        .filter(order_items::Column::OrderId.is_in(order_ids))
+        .filter(order_items::Column::OrderId.is_in(crate::db::padded(order_ids)))
         .order_by_asc(order_items::Column::Position)
         .all(conn)
         .await?

@@ -144,7 +144,11 @@ async fn place_all(tx: &DatabaseTransaction, jobs: &[Job]) -> AppResult<Vec<AppR
                 let counters = plan.counters.iter().map(|(s, t)| (s, t.quantity)).collect();
                 lower_counters(tx, counters, &job.user_id).await?;
             }
-            answers[i] = Some(Err(super::sold_out(items, plan, &plan.lines[items[0]].name)));
+            answers[i] = Some(Err(super::sold_out(
+                items,
+                plan,
+                &plan.lines[items[0]].name,
+            )));
             continue;
         }
         for (id, (quantity, _)) in &plan.stock {
@@ -212,13 +216,13 @@ async fn lock_counters(
         return Ok(HashMap::new());
     }
     let backend = tx.get_database_backend();
-    let marks = vec!["?"; ids.len()].join(", ");
+    let params: Vec<Value> = db::padded(values(ids.iter().map(|id| (*id).clone())));
+    let marks = vec!["?"; params.len()].join(", ");
     let lock = if backend == DbBackend::MySql {
         " FOR UPDATE"
     } else {
         ""
     };
-    let params: Vec<Value> = values(ids.iter().map(|id| (*id).clone()));
     let rows = tx
         .query_all_raw(Statement::from_sql_and_values(
             backend,

@@ -7,6 +7,8 @@
 //! as a `LATE_PAYMENT` refund and given back. Never a paid order left pending, never a
 //! canceled order kept paid.
 
+use std::collections::HashMap;
+
 use axum::http::{HeaderMap, StatusCode};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, QueryFilter,
@@ -28,6 +30,7 @@ use crate::{
     },
     error::{AppError, AppResult},
     infra::{
+        batch::FlushFuture,
         clock::{from_db, to_db, truncate_micros},
         mail::{Mail, MailLocale},
     },
@@ -166,11 +169,6 @@ pub fn order_name(lines: &[order_items::Model]) -> String {
     }
 }
 
-async fn charge_of<C: ConnectionTrait>(conn: &C, order: &orders::Model) -> AppResult<Charge> {
-    let lines = view::lines_of(conn, &order.id).await?;
-    Ok(charge(order, &lines))
-}
-
 fn charge(order: &orders::Model, lines: &[order_items::Model]) -> Charge {
     Charge {
         order_id: order.id.clone(),
@@ -200,51 +198,88 @@ pub struct Paying {
 impl Paying {
     /// Reads an order with what settling it needs (`None`: no such order).
     pub async fn load<C: ConnectionTrait>(conn: &C, order_id: &str) -> AppResult<Option<Self>> {
-        let row = conn
-            .query_one_raw(Statement::from_sql_and_values(
+        Ok(Self::load_many(conn, &[order_id]).await?.remove(order_id))
+    }
+
+    /// Reads orders with what settling them needs, in two queries, by order id.
+    pub async fn load_many<C: ConnectionTrait>(
+        conn: &C,
+        order_ids: &[&str],
+    ) -> AppResult<HashMap<String, Self>> {
+        let mut found = HashMap::new();
+        if order_ids.is_empty() {
+            return Ok(found);
+        }
+        let ids = db::padded(effects::values(order_ids.iter().copied()));
+        let rows = conn
+            .query_all_raw(Statement::from_sql_and_values(
                 conn.get_database_backend(),
-                "SELECT o.*, u.email AS buyer_email, u.name AS buyer_name, \
-                 u.locale AS buyer_locale, u.deleted_at AS buyer_deleted_at, \
-                 e.title AS event_title, p.id AS latest_payment_id, \
-                 p.provider AS latest_payment_provider, p.status AS latest_payment_status \
-                 FROM orders o \
-                 LEFT JOIN users u ON u.id = o.user_id \
-                 LEFT JOIN events e ON e.id = o.event_id \
-                 LEFT JOIN payments p ON p.id = (SELECT q.id FROM payments q \
-                   WHERE q.order_id = o.id ORDER BY q.created_at DESC, q.id DESC LIMIT 1) \
-                 WHERE o.id = ?",
-                [order_id.into()],
+                format!(
+                    "SELECT o.*, u.email AS buyer_email, u.name AS buyer_name, \
+                     u.locale AS buyer_locale, u.deleted_at AS buyer_deleted_at, \
+                     e.title AS event_title, p.id AS latest_payment_id, \
+                     p.provider AS latest_payment_provider, p.status AS latest_payment_status \
+                     FROM orders o \
+                     LEFT JOIN users u ON u.id = o.user_id \
+                     LEFT JOIN events e ON e.id = o.event_id \
+                     LEFT JOIN payments p ON p.id = (SELECT q.id FROM payments q \
+                       WHERE q.order_id = o.id ORDER BY q.created_at DESC, q.id DESC LIMIT 1) \
+                     WHERE o.id IN ({})",
+                    vec!["?"; ids.len()].join(", ")
+                ),
+                ids,
             ))
             .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let order = orders::Model::from_query_result(&row, "")?;
-        let text = |column: &str| row.try_get::<Option<String>>("", column);
-        let latest_payment = match (
-            text("latest_payment_id")?,
-            text("latest_payment_provider")?,
-            text("latest_payment_status")?,
-        ) {
-            (Some(id), Some(provider), Some(status)) => Some((id, provider, status)),
-            _ => None,
-        };
-        let deleted: Option<time::PrimitiveDateTime> = row.try_get("", "buyer_deleted_at")?;
-        let buyer = match (text("buyer_email")?, text("buyer_locale")?) {
-            (Some(email), Some(locale)) if deleted.is_none() => {
-                Some((email, text("buyer_name")?, locale))
-            }
-            _ => None,
-        };
-        let event_title = text("event_title")?.unwrap_or_default();
-        let lines = view::lines_of(conn, order_id).await?;
-        Ok(Some(Self {
-            order,
-            lines,
-            latest_payment,
-            buyer,
-            event_title,
-        }))
+        for row in &rows {
+            let order = orders::Model::from_query_result(row, "")?;
+            let text = |column: &str| row.try_get::<Option<String>>("", column);
+            let latest_payment = match (
+                text("latest_payment_id")?,
+                text("latest_payment_provider")?,
+                text("latest_payment_status")?,
+            ) {
+                (Some(id), Some(provider), Some(status)) => Some((id, provider, status)),
+                _ => None,
+            };
+            let deleted: Option<time::PrimitiveDateTime> = row.try_get("", "buyer_deleted_at")?;
+            let buyer = match (text("buyer_email")?, text("buyer_locale")?) {
+                (Some(email), Some(locale)) if deleted.is_none() => {
+                    Some((email, text("buyer_name")?, locale))
+                }
+                _ => None,
+            };
+            let event_title = text("event_title")?.unwrap_or_default();
+            found.insert(
+                order.id.clone(),
+                Self {
+                    order,
+                    lines: Vec::new(),
+                    latest_payment,
+                    buyer,
+                    event_title,
+                },
+            );
+        }
+        let mut lines = view::lines_by_order(conn, found.keys().cloned().collect()).await?;
+        for paying in found.values_mut() {
+            paying.lines = lines.remove(&paying.order.id).unwrap_or_default();
+        }
+        Ok(found)
+    }
+
+    /// Reads an order for its buyer through the read batcher (`None`: no such order, or not
+    /// theirs).
+    pub async fn load_own(state: &AppState, user_id: &str, order_id: &str) -> AppResult<Self> {
+        state
+            .order_batches
+            .paying
+            .run(PayingRead {
+                state: state.clone(),
+                order_id: order_id.to_owned(),
+            })
+            .await?
+            .filter(|p| p.order.user_id == user_id)
+            .ok_or_else(AppError::not_found)
     }
 
     /// The order as the settling transaction leaves it when it confirms it (no read-back).
@@ -270,6 +305,44 @@ impl Paying {
     }
 }
 
+/// An order to read for paying or confirming, with the reads arriving meanwhile.
+pub struct PayingRead {
+    /// The application (for its database).
+    pub state: AppState,
+    /// The order.
+    pub order_id: String,
+}
+
+/// Reads a batch of orders in two queries (a crowd paying asks for thousands a second).
+pub fn read_batch(reads: Vec<PayingRead>) -> FlushFuture<Option<Paying>> {
+    Box::pin(async move {
+        let Some(first) = reads.first() else {
+            return Vec::new();
+        };
+        let ids: Vec<&str> = reads.iter().map(|r| r.order_id.as_str()).collect();
+        match Paying::load_many(&first.state.db, &ids).await {
+            Ok(found) => reads
+                .iter()
+                .map(|r| Ok(found.get(&r.order_id).cloned()))
+                .collect(),
+            Err(e) => {
+                let unavailable = e.status() == StatusCode::SERVICE_UNAVAILABLE;
+                tracing::warn!(error = %e, "order read batch failed");
+                reads
+                    .iter()
+                    .map(|_| {
+                        Err(if unavailable {
+                            AppError::unavailable("The database is busy or unreachable; try again.")
+                        } else {
+                            AppError::internal(anyhow::anyhow!("order read batch failed"))
+                        })
+                    })
+                    .collect()
+            }
+        }
+    })
+}
+
 /// Whether a payment may start: pending and still held; a canceled or lapsed order is
 /// `order_expired`; anything else is the state machine's `invalid_transition`.
 fn payable(order: &orders::Model, now: OffsetDateTime) -> AppResult<()> {
@@ -293,34 +366,76 @@ pub async fn pay(
             AppError::invalid_field("provider", "unknown_provider", "is not a payment provider")
         })?,
     };
-    let order = crate::orders::history::own_order(state, &user.user_id, order_id).await?;
+    let paying = Paying::load_own(state, &user.user_id, order_id).await?;
+    let order = paying.order;
     payable(&order, state.clock.now())?;
-    let charge = charge_of(&state.db, &order).await?;
+    let charge = charge(&order, &paying.lines);
     let prepared = provider.prepare(&charge).await.map_err(|e| {
         tracing::warn!(provider = provider.name(), order_id, error = %e, "payment prepare failed");
         gateway_error(&e)
     })?;
     let now = state.clock.now();
-    payments::Entity::insert(payments::ActiveModel {
-        id: Set(uuid::Uuid::now_v7().to_string()),
-        order_id: Set(order.id.clone()),
-        event_id: Set(order.event_id.clone()),
-        provider: Set(provider.name().to_owned()),
-        amount: Set(order.total),
-        status: Set(payment_status::PREPARED.to_owned()),
-        provider_ref: Set(None),
-        failure_code: Set(None),
-        created_at: Set(to_db(now)),
-        updated_at: Set(to_db(now)),
-    })
-    .exec_without_returning(&state.db)
-    .await?;
+    state
+        .order_batches
+        .prepared
+        .run(PreparedRow {
+            state: state.clone(),
+            row: payments::ActiveModel {
+                id: Set(uuid::Uuid::now_v7().to_string()),
+                order_id: Set(order.id.clone()),
+                event_id: Set(order.event_id.clone()),
+                provider: Set(provider.name().to_owned()),
+                amount: Set(order.total),
+                status: Set(payment_status::PREPARED.to_owned()),
+                provider_ref: Set(None),
+                failure_code: Set(None),
+                created_at: Set(to_db(now)),
+                updated_at: Set(to_db(now)),
+            },
+        })
+        .await?;
     Ok(PayView {
         provider: provider.name().to_owned(),
         client_params: prepared.client_params,
         amount: charge.amount,
         currency: order.currency,
         order_id: order.id,
+    })
+}
+
+/// A `PREPARED` payment row to insert with the others arriving meanwhile.
+pub struct PreparedRow {
+    /// The application (for its database).
+    pub state: AppState,
+    /// The row.
+    pub row: payments::ActiveModel,
+}
+
+/// Inserts a batch of `PREPARED` rows with one statement; if it fails, each alone.
+pub fn insert_prepared(rows: Vec<PreparedRow>) -> FlushFuture<()> {
+    Box::pin(async move {
+        let Some(first) = rows.first() else {
+            return Vec::new();
+        };
+        let db = first.state.db.clone();
+        let all: Vec<payments::ActiveModel> = rows.iter().map(|r| r.row.clone()).collect();
+        if db::insert_all::<payments::Entity, _>(&db, all)
+            .await
+            .is_ok()
+        {
+            return rows.iter().map(|_| Ok(())).collect();
+        }
+        let mut results = Vec::with_capacity(rows.len());
+        for r in rows {
+            results.push(
+                payments::Entity::insert(r.row)
+                    .exec_without_returning(&db)
+                    .await
+                    .map(|_| ())
+                    .map_err(AppError::from),
+            );
+        }
+        results
     })
 }
 
@@ -332,10 +447,7 @@ pub async fn confirm(
     order_id: &str,
     body: ConfirmBody,
 ) -> AppResult<OrderView> {
-    let paying = Paying::load(&state.db, order_id)
-        .await?
-        .filter(|p| p.order.user_id == user.user_id)
-        .ok_or_else(AppError::not_found)?;
+    let paying = Paying::load_own(state, &user.user_id, order_id).await?;
     // The gateway of the latest attempt, or the default one.
     let provider = paying
         .latest_payment

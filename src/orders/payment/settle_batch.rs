@@ -173,12 +173,13 @@ async fn lock_open_orders(
     } else {
         ""
     };
-    let marks = vec!["?"; jobs.len()].join(", ");
+    let ids = db::padded(values(jobs.iter().map(|j| j.paying.order.id.clone())));
+    let marks = vec!["?"; ids.len()].join(", ");
     let rows = tx
         .query_all_raw(Statement::from_sql_and_values(
             backend,
             format!("SELECT id, status, expires_at FROM orders WHERE id IN ({marks}){lock}"),
-            values(jobs.iter().map(|j| j.paying.order.id.clone())),
+            ids,
         ))
         .await?;
     let mut open = HashSet::new();
@@ -199,10 +200,12 @@ async fn record_captures(tx: &DatabaseTransaction, winners: &[&Job]) -> AppResul
         .iter()
         .partition(|j| j.paying.prepared_with(&j.provider).is_some());
     if !prepared.is_empty() {
-        let rows: Vec<(&str, &Job)> = prepared
+        let unique: Vec<(&str, &Job)> = prepared
             .iter()
             .filter_map(|j| j.paying.prepared_with(&j.provider).map(|id| (id, *j)))
             .collect();
+        let expected = unique.len();
+        let rows = db::padded(unique);
         let arms = "WHEN ? THEN ? ".repeat(rows.len());
         let mut params: Vec<Value> = Vec::new();
         for (id, job) in &rows {
@@ -230,7 +233,7 @@ async fn record_captures(tx: &DatabaseTransaction, winners: &[&Job]) -> AppResul
             ))
             .await?
             .rows_affected();
-        if usize::try_from(updated).ok() != Some(rows.len()) {
+        if usize::try_from(updated).ok() != Some(expected) {
             return Err(AppError::internal(anyhow::anyhow!(
                 "a prepared payment changed under the settling batch"
             )));
