@@ -3,6 +3,8 @@
 //! order DESIGN.md gives: the order and its lines first, then per-user counters, seats and
 //! merchandise with a pre-order fallback, then the ledger rows, and the hot stock counters last
 //! (sorted), so the hottest rows are locked for the shortest time and two orders never deadlock.
+//! Orders without seats or pre-orders go through [`batch`] (group commit) with the others arriving
+//! at the same moment; this one-order transaction serves the rest and a batch's fallbacks.
 
 pub mod batch;
 pub mod plan;
