@@ -4,9 +4,12 @@
 //! one multi-row `INSERT` per table and one conditional `UPDATE` per counter. A sell-out then
 //! costs the database a handful of statements per batch instead of six per order.
 //!
-//! The hot rows are locked first here (DESIGN.md takes them last): a batch touches each counter
-//! once, so the lock is held for the few statements of one batch rather than queued for by every
-//! buyer, and deciding before writing means a sold-out crowd costs one read per batch. Orders
+//! The hot rows are touched last, as DESIGN.md says: the batch decides on a plain read of the
+//! counters, writes its rows, and only then moves each counter by the batch's total with one
+//! conditional `UPDATE` — so a counter's row lock is held from that statement to the commit, and
+//! cancellations and expiries returning stock to the same counter are not queued behind a whole
+//! batch. If a counter no longer has the total (another batch or instance took some meanwhile),
+//! the batch is rolled back and decided again with the counters locked first. Orders
 //! with seats or a pre-order fallback take the one-order transaction, as before.
 
 use std::{
@@ -77,11 +80,20 @@ pub fn flush(jobs: Vec<Job>) -> FlushFuture<Placed> {
         };
         let state = first.state.clone();
         let jobs = Arc::new(jobs);
-        let batch = db::write_tx(&state.db, |tx| {
-            let jobs = jobs.clone();
-            Box::pin(async move { place_all(tx, &jobs).await })
-        })
-        .await;
+        // Optimistic first (the counters are read, not locked, and only the final conditional
+        // UPDATE takes their row locks); if a counter moved meanwhile so that the batch's total no
+        // longer fits, the batch is decided again with the counters locked from the start.
+        let mut batch = Err(AppError::internal(anyhow::anyhow!("no batch attempt")));
+        for locked in [false, true] {
+            batch = db::write_tx(&state.db, |tx| {
+                let jobs = jobs.clone();
+                Box::pin(async move { place_all(tx, &jobs, locked).await })
+            })
+            .await;
+            if !matches!(&batch, Err(e) if e.code() == COUNTER_MOVED) {
+                break;
+            }
+        }
         match batch {
             Ok(results) => results,
             Err(e) if e.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE => jobs
@@ -104,8 +116,17 @@ pub fn flush(jobs: Vec<Job>) -> FlushFuture<Placed> {
     })
 }
 
-/// The batch's transaction: per-user limits, then stock in arrival order, then the rows.
-async fn place_all(tx: &DatabaseTransaction, jobs: &[Job]) -> AppResult<Vec<AppResult<Placed>>> {
+/// The error that rolls an optimistic batch back to be decided again with the counters locked.
+const COUNTER_MOVED: &str = "batch_counter_moved";
+
+/// The batch's transaction: per-user limits, then stock in arrival order, then the rows, then
+/// the counters. Not `locked`, it fails with [`COUNTER_MOVED`] (rolling everything back) when a
+/// counter no longer has the batch's total.
+async fn place_all(
+    tx: &DatabaseTransaction,
+    jobs: &[Job],
+    locked: bool,
+) -> AppResult<Vec<AppResult<Placed>>> {
     let mut answers: Vec<Option<AppResult<Placed>>> = jobs.iter().map(|_| None).collect();
     // Each buyer's own counters; a refusal lowers what that order raised and nothing else.
     let mut raised = HashSet::new();
@@ -127,7 +148,7 @@ async fn place_all(tx: &DatabaseTransaction, jobs: &[Job]) -> AppResult<Vec<AppR
         .filter(|(_, answer)| answer.is_none())
         .flat_map(|(job, _)| job.plan.stock.keys())
         .collect();
-    let mut left = lock_counters(tx, &wanted).await?;
+    let mut left = read_counters(tx, &wanted, locked).await?;
     let mut taken: BTreeMap<String, i64> = BTreeMap::new();
     let mut winners = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
@@ -195,9 +216,15 @@ async fn place_all(tx: &DatabaseTransaction, jobs: &[Job]) -> AppResult<Vec<AppR
         )
         .await?;
         if !moved {
-            return Err(AppError::internal(anyhow::anyhow!(
-                "stock counter {id} changed under its lock"
-            )));
+            if locked {
+                return Err(AppError::internal(anyhow::anyhow!(
+                    "stock counter {id} changed under its lock"
+                )));
+            }
+            return Err(AppError::conflict(
+                COUNTER_MOVED,
+                "A stock counter moved during the batch.",
+            ));
         }
     }
     Ok(answers
@@ -206,11 +233,12 @@ async fn place_all(tx: &DatabaseTransaction, jobs: &[Job]) -> AppResult<Vec<AppR
         .collect())
 }
 
-/// Reads and locks the counters (MariaDB: `FOR UPDATE`, in primary-key order like every other
-/// writer; SQLite: the transaction already holds the file's write lock).
-async fn lock_counters(
+/// Reads the counters, `locked` or not (MariaDB: `FOR UPDATE`, in primary-key order like every
+/// other writer; SQLite: the transaction already holds the file's write lock either way).
+async fn read_counters(
     tx: &DatabaseTransaction,
     ids: &BTreeSet<&String>,
+    locked: bool,
 ) -> AppResult<HashMap<String, i64>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
@@ -218,7 +246,7 @@ async fn lock_counters(
     let backend = tx.get_database_backend();
     let params: Vec<Value> = db::padded(values(ids.iter().map(|id| (*id).clone())));
     let marks = vec!["?"; params.len()].join(", ");
-    let lock = if backend == DbBackend::MySql {
+    let lock = if locked && backend == DbBackend::MySql {
         " FOR UPDATE"
     } else {
         ""
