@@ -14,6 +14,20 @@ use crate::error::{AppError, AppResult};
 /// What a flush returns: one result per job, in the jobs' order.
 pub type FlushFuture<R> = Pin<Box<dyn Future<Output = Vec<AppResult<R>>> + Send>>;
 
+/// Every job's answer when a batch's database was busy or unreachable (`error` is 503), so each
+/// client gets the 503 to retry; `None` for any other error, which the flush handles itself.
+pub fn all_unavailable<R>(error: &AppError, jobs: usize) -> Option<Vec<AppResult<R>>> {
+    (error.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE).then(|| {
+        (0..jobs)
+            .map(|_| {
+                Err(AppError::unavailable(
+                    "The database is busy or unreachable; try again.",
+                ))
+            })
+            .collect()
+    })
+}
+
 /// Serves jobs of one kind in batches through `flush`.
 pub struct Batcher<J, R> {
     name: &'static str,

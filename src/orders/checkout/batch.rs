@@ -28,7 +28,10 @@ use crate::{
         entities::{events, order_items, orders, stock_movements},
     },
     error::{AppError, AppResult},
-    infra::{batch::FlushFuture, clock::to_db},
+    infra::{
+        batch::{FlushFuture, all_unavailable},
+        clock::to_db,
+    },
     orders::effects::values,
 };
 
@@ -96,15 +99,10 @@ pub fn flush(jobs: Vec<Job>) -> FlushFuture<Placed> {
         }
         match batch {
             Ok(results) => results,
-            Err(e) if e.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE => jobs
-                .iter()
-                .map(|_| {
-                    Err(AppError::unavailable(
-                        "The database is busy or unreachable; try again.",
-                    ))
-                })
-                .collect(),
             Err(e) => {
+                if let Some(answers) = all_unavailable(&e, jobs.len()) {
+                    return answers;
+                }
                 tracing::warn!(error = %e, orders = jobs.len(), "checkout batch failed; placing its orders one by one");
                 let mut results = Vec::with_capacity(jobs.len());
                 for job in jobs.iter() {

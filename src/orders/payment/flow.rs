@@ -30,7 +30,7 @@ use crate::{
     },
     error::{AppError, AppResult},
     infra::{
-        batch::FlushFuture,
+        batch::{FlushFuture, all_unavailable},
         clock::{from_db, to_db, truncate_micros},
         mail::{Mail, MailLocale},
     },
@@ -326,18 +326,17 @@ pub fn read_batch(reads: Vec<PayingRead>) -> FlushFuture<Option<Paying>> {
                 .map(|r| Ok(found.get(&r.order_id).cloned()))
                 .collect(),
             Err(e) => {
-                let unavailable = e.status() == StatusCode::SERVICE_UNAVAILABLE;
                 tracing::warn!(error = %e, "order read batch failed");
-                reads
-                    .iter()
-                    .map(|_| {
-                        Err(if unavailable {
-                            AppError::unavailable("The database is busy or unreachable; try again.")
-                        } else {
-                            AppError::internal(anyhow::anyhow!("order read batch failed"))
+                all_unavailable(&e, reads.len()).unwrap_or_else(|| {
+                    reads
+                        .iter()
+                        .map(|_| {
+                            Err(AppError::internal(anyhow::anyhow!(
+                                "order read batch failed"
+                            )))
                         })
-                    })
-                    .collect()
+                        .collect()
+                })
             }
         }
     })

@@ -19,7 +19,7 @@ use crate::{
     db::{self, entities::payments},
     error::{AppError, AppResult},
     infra::{
-        batch::FlushFuture,
+        batch::{FlushFuture, all_unavailable},
         clock::{from_db, to_db},
     },
     orders::{
@@ -62,15 +62,10 @@ pub fn flush(jobs: Vec<Job>) -> FlushFuture<Option<OrderChange>> {
         .await;
         match batch {
             Ok(answers) => answers.into_iter().map(Ok).collect(),
-            Err(e) if e.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE => jobs
-                .iter()
-                .map(|_| {
-                    Err(AppError::unavailable(
-                        "The database is busy or unreachable; try again.",
-                    ))
-                })
-                .collect(),
             Err(e) => {
+                if let Some(answers) = all_unavailable(&e, jobs.len()) {
+                    return answers;
+                }
                 tracing::info!(error = %e, captures = jobs.len(), "settling batch rolled back; settling its captures one by one");
                 jobs.iter().map(|_| Ok(None)).collect()
             }
