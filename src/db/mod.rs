@@ -43,7 +43,7 @@ pub async fn connect(
     if raw.starts_with("sqlite:") {
         // WAL lets readers run beside the one writer; IMMEDIATE transactions queue on busy_timeout.
         opts.max_connections(pool_max.unwrap_or(8))
-            .min_connections(1)
+            .map_sqlx_sqlite_pool_opts(without_reaper)
             .map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
@@ -52,7 +52,6 @@ pub async fn connect(
             });
     } else {
         opts.max_connections(pool_max.unwrap_or(32))
-            .min_connections(1)
             .map_sqlx_mysql_opts(|o| {
                 // Room for every statement text the app uses, so the driver rarely closes one
                 // (see `padded`). The server's `max_prepared_stmt_count` (16,382 by default)
@@ -64,7 +63,7 @@ pub async fn connect(
             // READ COMMITTED as the session default, set once per connection: a per-transaction
             // `SET TRANSACTION ISOLATION LEVEL` would be one more round trip on every write.
             .map_sqlx_mysql_pool_opts(|o| {
-                o.after_connect(|conn, _| {
+                without_reaper(o).after_connect(|conn, _| {
                     Box::pin(async move {
                         use sea_orm::sqlx::Executor;
                         conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
@@ -82,6 +81,21 @@ pub async fn connect(
 
 /// Prepared statements kept per MariaDB connection.
 const STATEMENT_CACHE: usize = 250;
+
+/// Pool options with no background maintenance task: no minimum size, no idle timeout, no
+/// maximum lifetime. sqlx's reaper sizes its sweep from an idle counter that can wrap below
+/// zero for an instant under churn, and then spins a runtime thread forever without yielding
+/// (sqlx#3645, fixed upstream in #4289 after 0.9.0): seen here as a test that hung at shutdown
+/// with one core busy, and as a CI run whose last query starved. A dead connection is still
+/// replaced, because the pool pings each one before lending it.
+fn without_reaper<DB: sea_orm::sqlx::Database>(
+    options: sea_orm::sqlx::pool::PoolOptions<DB>,
+) -> sea_orm::sqlx::pool::PoolOptions<DB> {
+    options
+        .min_connections(0)
+        .idle_timeout(None)
+        .max_lifetime(None)
+}
 
 /// A boxed future borrowing the transaction, as transaction closures return.
 pub type TxFuture<'a, T> = Pin<Box<dyn Future<Output = AppResult<T>> + Send + 'a>>;

@@ -71,7 +71,7 @@ impl TestDb {
                     .get_or_init(|| drop_stale_databases(server.clone(), pid))
                     .await;
                 let name = format!("bo_test_{pid}_{n}");
-                let conn = sea_orm::Database::connect(&server)
+                let conn = server_connection(&server)
                     .await
                     .expect("connect to the test MariaDB");
                 use sea_orm::ConnectionTrait;
@@ -99,10 +99,16 @@ impl TestDb {
     }
 }
 
+/// One connection to the MariaDB server, made as the app makes its own (no pool reaper task).
+async fn server_connection(server: &str) -> Option<sea_orm::DatabaseConnection> {
+    let url = boxoffice::config::ServiceUrl::parse(server).ok()?;
+    boxoffice::db::connect(&url, Some(1)).await.ok()
+}
+
 /// Databases of earlier runs (process ids no longer alive) are dropped once per run.
 async fn drop_stale_databases(server: String, pid: u32) {
     use sea_orm::{ConnectionTrait, Statement};
-    let Ok(conn) = sea_orm::Database::connect(&server).await else {
+    let Some(conn) = server_connection(&server).await else {
         return;
     };
     let rows = conn
@@ -153,7 +159,7 @@ impl Drop for TestDb {
                     };
                     rt.block_on(async {
                         use sea_orm::ConnectionTrait;
-                        if let Ok(conn) = sea_orm::Database::connect(&server).await {
+                        if let Some(conn) = server_connection(&server).await {
                             let _ = conn
                                 .execute_unprepared(&format!("DROP DATABASE IF EXISTS `{name}`"))
                                 .await;

@@ -71,6 +71,10 @@ async fn prepare(
     let pool = MySqlPoolOptions::new()
         .max_connections(config.users)
         .min_connections(config.users)
+        // No reaper task: sqlx 0.9.0's can spin a core forever under churn (sqlx#3645), which
+        // would depress the very ceiling this measures.
+        .idle_timeout(None)
+        .max_lifetime(None)
         .acquire_timeout(config.timeout)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
