@@ -362,7 +362,6 @@ pub(crate) async fn end_order<C: ConnectionTrait>(
     if !effects::transition(conn, &order.id, from, to, stamp, now).await? {
         return Ok(None);
     }
-    effects::release(conn, state, order, kind, now).await?;
     let refund_id = match refund {
         Some((fee, amount)) => {
             tickets::void_for_order(conn, &order.id, now).await?;
@@ -371,6 +370,8 @@ pub(crate) async fn end_order<C: ConnectionTrait>(
         None => None,
     };
     mail_buyer(conn, order, &ending, refund, now).await?;
+    // Last: it moves the hot stock counters, whose locks are then held only until the commit.
+    effects::release(conn, state, order, kind, now).await?;
     Ok(Some(Ended {
         change: OrderChange {
             what: if refund.is_some() {

@@ -14,8 +14,8 @@ use super::model::{CancelReason, LineKind, OrderStatus, movement};
 use crate::{
     app::AppState,
     catalog::model::EventStatus,
-    catalog::products::{notify_back_in_stock, stock, store as products},
-    db::entities::{order_items, orders},
+    catalog::products::{notify, notify_back_in_stock},
+    db::entities::{order_items, orders, stock_movements},
     error::AppResult,
     infra::clock::to_db,
 };
@@ -249,9 +249,12 @@ pub async fn sell<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Returns everything an order took: counters (ledger kind `kind`: `RELEASE`, `CANCEL` or
-/// `REFUND`), seats, and the buyer's per-user counters; then queues "back in stock" mails.
-/// Call it only right after a [`transition`] that moved the order, so it runs exactly once.
+/// Returns everything an order took: seats, the buyer's per-user counters and stock counters
+/// (ledger kind `kind`: `RELEASE`, `CANCEL` or `REFUND`); then queues "back in stock" mails.
+/// Call it only right after a [`transition`] that moved the order, so it runs exactly once, and
+/// as the last write of the transaction: the stock counters are the hottest rows of a sale, so
+/// they are moved at the end (ledger rows first, counters in id order) and their row locks are
+/// held only until the commit, not through the rest of a cancellation.
 /// Returns how many mails were queued (wake the mail worker after the commit when above 0).
 pub async fn release<C: ConnectionTrait>(
     conn: &C,
@@ -260,20 +263,10 @@ pub async fn release<C: ConnectionTrait>(
     kind: &str,
     now: OffsetDateTime,
 ) -> AppResult<usize> {
-    for (stock_id, quantity) in held_stock(conn, &order.id).await? {
-        stock::apply(
-            conn,
-            &order.event_id,
-            &stock_id,
-            quantity,
-            kind,
-            Some(&order.id),
-            now,
-        )
-        .await?;
-    }
+    let backend = conn.get_database_backend();
+    let held = held_stock(conn, &order.id).await?;
     conn.execute_raw(Statement::from_sql_and_values(
-        conn.get_database_backend(),
+        backend,
         "UPDATE seats SET state = 'AVAILABLE', order_id = NULL, updated_at = ? \
          WHERE order_id = ? AND state IN ('HELD', 'SOLD')",
         [to_db(now).into(), order.id.clone().into()],
@@ -285,7 +278,7 @@ pub async fn release<C: ConnectionTrait>(
         .await?;
     for (scope, quantity) in counted_scopes(&lines) {
         conn.execute_raw(Statement::from_sql_and_values(
-            conn.get_database_backend(),
+            backend,
             "UPDATE purchase_counts SET quantity = quantity - ? \
              WHERE scope_id = ? AND user_id = ? AND quantity >= ?",
             [
@@ -297,16 +290,43 @@ pub async fn release<C: ConnectionTrait>(
         ))
         .await?;
     }
-    let mut mails = 0;
-    let mut products_touched: Vec<String> =
-        lines.iter().filter_map(|l| l.product_id.clone()).collect();
-    products_touched.sort();
-    products_touched.dedup();
-    for product_id in products_touched {
-        mails += notify_back_in_stock(conn, state, &product_id, now).await?;
-        for package in products::dependent_packages(conn, &product_id).await? {
-            mails += notify_back_in_stock(conn, state, &package, now).await?;
+    let products_touched: Vec<String> = lines.iter().filter_map(|l| l.product_id.clone()).collect();
+    let watched = notify::awaited(conn, products_touched).await?;
+
+    let ledger: Vec<stock_movements::Model> = held
+        .iter()
+        .map(|(stock_id, quantity)| stock_movements::Model {
+            id: uuid::Uuid::now_v7().to_string(),
+            event_id: order.event_id.clone(),
+            stock_id: stock_id.clone(),
+            order_id: Some(order.id.clone()),
+            kind: kind.to_owned(),
+            delta: *quantity,
+            created_at: to_db(now),
+        })
+        .collect();
+    crate::db::insert_all::<stock_movements::Entity, _>(conn, ledger).await?;
+    for (stock_id, quantity) in &held {
+        let moved = crate::db::exec_one(
+            conn,
+            Statement::from_sql_and_values(
+                backend,
+                "UPDATE stock_counters SET remaining = remaining + ? WHERE id = ?",
+                [(*quantity).into(), stock_id.clone().into()],
+            ),
+        )
+        .await?;
+        if !moved {
+            return Err(crate::error::AppError::internal(anyhow::anyhow!(
+                "stock counter {stock_id} of order {} is missing",
+                order.id
+            )));
         }
+    }
+
+    let mut mails = 0;
+    for product_id in watched {
+        mails += notify_back_in_stock(conn, state, &product_id, now).await?;
     }
     Ok(mails)
 }

@@ -498,3 +498,43 @@ async fn an_organizer_cancels_and_refunds_orders_of_their_event_with_a_reason() 
     assert_eq!(remaining(&app, &organizer, &ticket).await, 10);
     assert_stock_consistent(&app).await;
 }
+
+#[tokio::test]
+async fn a_canceled_order_mails_who_waits_for_the_product_and_for_packages_made_of_it() {
+    let app = TestApp::spawn().await;
+    let shop = Shop::open(&app).await;
+    let ticket = shop.ticket(&app, 1).await;
+    let package = shop
+        .product(
+            &app,
+            json!({"type": "PACKAGE", "name": "응원 패키지", "price": "90000", "quantity": 5,
+                   "components": [{"product_id": ticket, "quantity": 1}]}),
+        )
+        .await;
+    let buyer = app.user_with_role(Role::User).await;
+    let order = place(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await;
+    let (ticket_fan, package_fan) = (
+        app.user_with_role(Role::User).await,
+        app.user_with_role(Role::User).await,
+    );
+    for (fan, product) in [(&ticket_fan, ticket.clone()), (&package_fan, id(&package))] {
+        let response = app
+            .post_as(
+                &format!("/products/{product}/notify-me"),
+                &fan.access_token,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+
+    ok_json(cancel(&app, &buyer, &id(&order), None).await).await;
+
+    app.mail.wait_for(&ticket_fan.email, 1).await;
+    app.mail.wait_for(&package_fan.email, 1).await;
+    assert_eq!(
+        remaining(&app, &shop.organizer.access_token, &ticket).await,
+        1
+    );
+    assert_stock_consistent(&app).await;
+}

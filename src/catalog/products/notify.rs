@@ -14,7 +14,7 @@ use crate::{
     catalog::access::Viewer,
     db::{
         self,
-        entities::{events, notify_requests, products, users},
+        entities::{events, notify_requests, package_components, products, users},
     },
     error::{AppError, AppResult},
     infra::{
@@ -25,6 +25,40 @@ use crate::{
 
 /// At most this many mails per call, so one restock cannot make a huge transaction.
 const MAX_MAILS: i64 = 500;
+
+/// Of some products and the packages made of them, those with subscribers not yet mailed (sorted):
+/// the ones a release must offer to [`notify_back_in_stock`]. Two reads, so a cancellation can
+/// find out before it touches the stock counters that, usually, nobody is waiting.
+pub async fn awaited<C: ConnectionTrait>(
+    conn: &C,
+    mut product_ids: Vec<String>,
+) -> AppResult<Vec<String>> {
+    product_ids.sort();
+    product_ids.dedup();
+    if product_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let packages: Vec<String> = package_components::Entity::find()
+        .select_only()
+        .column(package_components::Column::PackageId)
+        .filter(package_components::Column::ComponentProductId.is_in(product_ids.clone()))
+        .distinct()
+        .into_tuple()
+        .all(conn)
+        .await?;
+    product_ids.extend(packages);
+    let mut waited: Vec<String> = notify_requests::Entity::find()
+        .select_only()
+        .column(notify_requests::Column::ProductId)
+        .filter(notify_requests::Column::ProductId.is_in(product_ids))
+        .filter(notify_requests::Column::NotifiedAt.is_null())
+        .distinct()
+        .into_tuple()
+        .all(conn)
+        .await?;
+    waited.sort();
+    Ok(waited)
+}
 
 /// Mails the oldest pending subscribers of a product, as many as it has units left (none when
 /// it is not `ACTIVE` or has nothing left), and marks them notified, inside the caller's
