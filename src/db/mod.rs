@@ -83,11 +83,12 @@ pub async fn connect(
 const STATEMENT_CACHE: usize = 250;
 
 /// Pool options with no background maintenance task: no minimum size, no idle timeout, no
-/// maximum lifetime. sqlx's reaper sizes its sweep from an idle counter that can wrap below
-/// zero for an instant under churn, and then spins a runtime thread forever without yielding
-/// (sqlx#3645, fixed upstream in #4289 after 0.9.0): seen here as a test that hung at shutdown
-/// with one core busy, and as a CI run whose last query starved. A dead connection is still
-/// replaced, because the pool pings each one before lending it.
+/// maximum lifetime. A pool that keeps the connections it once needed suits a box office: the
+/// next opening should not start with dozens of handshakes and cold statement caches. And
+/// sqlx 0.9.0's reaper could spin a runtime thread forever under churn (sqlx#3645, fixed in
+/// 0.9.1, which we use): seen here as a test that hung at shutdown with one core busy, and as a
+/// CI run whose last query starved. A dead connection is still replaced, because the pool pings
+/// each one before lending it.
 fn without_reaper<DB: sea_orm::sqlx::Database>(
     options: sea_orm::sqlx::pool::PoolOptions<DB>,
 ) -> sea_orm::sqlx::pool::PoolOptions<DB> {
@@ -271,10 +272,11 @@ pub const MAX_LIST: usize = 64;
 /// Pads a list of statement parameters (ids for `IN (…)`, `CASE` arms) with copies of its last
 /// item up to the next power of two. Batches come in every size, and every distinct statement
 /// text is a statement the MariaDB driver prepares and caches per connection; when its cache
-/// overflows it closes one with a packet the server never answers, and the next statement then
-/// waits for the server's delayed ACK (Nagle's algorithm: the driver does not set
-/// `TCP_NODELAY`) — 40 ms per eviction, measured as an idle machine in the middle of a
-/// sell-out. Powers of two keep it to seven texts per statement.
+/// overflows it closes one with a packet the server never answers. Under sqlx 0.9.0, which did
+/// not set `TCP_NODELAY`, the next statement then waited for the server's delayed ACK — 40 ms
+/// per eviction, measured as an idle machine in the middle of a sell-out; 0.9.1 sets it, and
+/// each eviction still costs a statement prepared again. Powers of two keep it to seven texts
+/// per statement.
 pub fn padded<T: Clone>(mut items: Vec<T>) -> Vec<T> {
     if let Some(last) = items.last().cloned() {
         let size = items.len().next_power_of_two();

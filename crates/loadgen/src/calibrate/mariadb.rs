@@ -71,8 +71,8 @@ async fn prepare(
     let pool = MySqlPoolOptions::new()
         .max_connections(config.users)
         .min_connections(config.users)
-        // No reaper task: sqlx 0.9.0's can spin a core forever under churn (sqlx#3645), which
-        // would depress the very ceiling this measures.
+        // One fixed set of connections for the whole measurement: no reaper task closing or
+        // opening any (and sqlx 0.9.0's could spin a core under churn, sqlx#3645).
         .idle_timeout(None)
         .max_lifetime(None)
         .acquire_timeout(config.timeout)
