@@ -14,8 +14,8 @@ use super::model::{CancelReason, LineKind, OrderStatus, movement};
 use crate::{
     app::AppState,
     catalog::model::EventStatus,
-    catalog::products::{notify, notify_back_in_stock},
-    db::entities::{order_items, orders, stock_movements},
+    catalog::products::{notify, notify_back_in_stock, stock},
+    db::entities::{order_items, orders},
     error::AppResult,
     infra::clock::to_db,
 };
@@ -293,36 +293,7 @@ pub async fn release<C: ConnectionTrait>(
     let products_touched: Vec<String> = lines.iter().filter_map(|l| l.product_id.clone()).collect();
     let watched = notify::awaited(conn, products_touched).await?;
 
-    let ledger: Vec<stock_movements::Model> = held
-        .iter()
-        .map(|(stock_id, quantity)| stock_movements::Model {
-            id: uuid::Uuid::now_v7().to_string(),
-            event_id: order.event_id.clone(),
-            stock_id: stock_id.clone(),
-            order_id: Some(order.id.clone()),
-            kind: kind.to_owned(),
-            delta: *quantity,
-            created_at: to_db(now),
-        })
-        .collect();
-    crate::db::insert_all::<stock_movements::Entity, _>(conn, ledger).await?;
-    for (stock_id, quantity) in &held {
-        let moved = crate::db::exec_one(
-            conn,
-            Statement::from_sql_and_values(
-                backend,
-                "UPDATE stock_counters SET remaining = remaining + ? WHERE id = ?",
-                [(*quantity).into(), stock_id.clone().into()],
-            ),
-        )
-        .await?;
-        if !moved {
-            return Err(crate::error::AppError::internal(anyhow::anyhow!(
-                "stock counter {stock_id} of order {} is missing",
-                order.id
-            )));
-        }
-    }
+    stock::put_back(conn, &order.event_id, &order.id, &held, kind, now).await?;
 
     let mut mails = 0;
     for product_id in watched {

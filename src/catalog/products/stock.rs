@@ -80,6 +80,49 @@ pub async fn apply<C: ConnectionTrait>(
     Ok(moved)
 }
 
+/// Returns units an order held to their counters (`held`: quantity per stock id, in id order):
+/// the ledger rows first, then each counter, so that the counters — the hottest rows of a sale —
+/// are the caller's last statements and their row locks last only until its commit. An increase
+/// cannot fail its condition; a counter that does not move is missing, an internal error.
+pub async fn put_back<C: ConnectionTrait>(
+    conn: &C,
+    event_id: &str,
+    order_id: &str,
+    held: &std::collections::BTreeMap<String, i64>,
+    kind: &str,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    for (stock_id, quantity) in held {
+        record(
+            conn,
+            event_id,
+            stock_id,
+            *quantity,
+            kind,
+            Some(order_id),
+            now,
+        )
+        .await?;
+    }
+    for (stock_id, quantity) in held {
+        let moved = db::exec_one(
+            conn,
+            Statement::from_sql_and_values(
+                conn.get_database_backend(),
+                "UPDATE stock_counters SET remaining = remaining + ? WHERE id = ?",
+                [(*quantity).into(), stock_id.clone().into()],
+            ),
+        )
+        .await?;
+        if !moved {
+            return Err(crate::error::AppError::internal(anyhow::anyhow!(
+                "stock counter {stock_id} of order {order_id} is missing"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// An organizer's quantity change: [`apply`] with kind `ADJUST` and no order.
 pub async fn adjust<C: ConnectionTrait>(
     conn: &C,
