@@ -86,16 +86,9 @@ pub fn flush(jobs: Vec<Job>) -> FlushFuture<Placed> {
         // Optimistic first (the counters are read, not locked, and only the final conditional
         // UPDATE takes their row locks); if a counter moved meanwhile so that the batch's total no
         // longer fits, the batch is decided again with the counters locked from the start.
-        let mut batch = Err(AppError::internal(anyhow::anyhow!("no batch attempt")));
-        for locked in [false, true] {
-            batch = db::write_tx(&state.db, |tx| {
-                let jobs = jobs.clone();
-                Box::pin(async move { place_all(tx, &jobs, locked).await })
-            })
-            .await;
-            if !matches!(&batch, Err(e) if e.code() == COUNTER_MOVED) {
-                break;
-            }
+        let mut batch = attempt(&state, &jobs, false).await;
+        if matches!(&batch, Err(e) if e.code() == COUNTER_MOVED) {
+            batch = attempt(&state, &jobs, true).await;
         }
         match batch {
             Ok(results) => results,
@@ -112,6 +105,19 @@ pub fn flush(jobs: Vec<Job>) -> FlushFuture<Placed> {
             }
         }
     })
+}
+
+/// One transaction of [`place_all`] over the whole batch.
+async fn attempt(
+    state: &AppState,
+    jobs: &Arc<Vec<Job>>,
+    locked: bool,
+) -> AppResult<Vec<AppResult<Placed>>> {
+    db::write_tx(&state.db, |tx| {
+        let jobs = jobs.clone();
+        Box::pin(async move { place_all(tx, &jobs, locked).await })
+    })
+    .await
 }
 
 /// The error that rolls an optimistic batch back to be decided again with the counters locked.
