@@ -8,10 +8,10 @@ use std::{
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use ed25519_dalek::{
-    SigningKey,
+    SigningKey, VerifyingKey,
     pkcs8::{DecodePrivateKey, EncodePrivateKey},
 };
-use jsonwebtoken::{DecodingKey, EncodingKey};
+use jsonwebtoken::EncodingKey;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
     sea_query::Expr,
@@ -49,7 +49,8 @@ pub mod state {
 
 struct KeySet {
     signing: Option<(String, EncodingKey)>,
-    verifying: HashMap<String, DecodingKey>,
+    // Decompressed once here, not on every check.
+    verifying: HashMap<String, VerifyingKey>,
     jwks: serde_json::Value,
 }
 
@@ -161,8 +162,8 @@ impl KeyRing {
     }
 
     /// The verification key for a `kid`.
-    pub fn verifying_key(&self, kid: &str) -> Option<DecodingKey> {
-        self.current().verifying.get(kid).cloned()
+    pub fn verifying_key(&self, kid: &str) -> Option<VerifyingKey> {
+        self.current().verifying.get(kid).copied()
     }
 
     /// The public keys as a JWK Set.
@@ -184,8 +185,8 @@ fn build_set(keys: Vec<(String, SigningKey, bool)>) -> anyhow::Result<KeySet> {
     let mut verifying = HashMap::new();
     let mut jwks = Vec::new();
     for (kid, key, active) in keys {
-        let public = key.verifying_key().to_bytes();
-        verifying.insert(kid.clone(), DecodingKey::from_ed_der(&public));
+        let public = key.verifying_key();
+        verifying.insert(kid.clone(), public);
         if active {
             let der = key
                 .to_pkcs8_der()
@@ -198,7 +199,7 @@ fn build_set(keys: Vec<(String, SigningKey, bool)>) -> anyhow::Result<KeySet> {
             "alg": "EdDSA",
             "use": "sig",
             "kid": kid,
-            "x": URL_SAFE_NO_PAD.encode(public),
+            "x": URL_SAFE_NO_PAD.encode(public.as_bytes()),
         }));
     }
     Ok(KeySet {

@@ -18,6 +18,7 @@ pub mod oauth;
 pub mod password;
 pub mod recovery;
 pub mod sessions;
+pub mod signature_checks;
 pub mod signin;
 pub mod tokens;
 pub mod users;

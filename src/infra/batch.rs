@@ -77,13 +77,20 @@ async fn work<J, R>(
     let mut waiting = Vec::with_capacity(max_batch);
     loop {
         // One worker collects at a time; the others are flushing meanwhile.
-        let taken = receiver
-            .lock()
-            .await
-            .recv_many(&mut waiting, max_batch)
-            .await;
-        if taken == 0 {
-            return;
+        {
+            let mut queue = receiver.lock().await;
+            if queue.recv_many(&mut waiting, max_batch).await == 0 {
+                return;
+            }
+            // Requests already on their way (runnable tasks about to queue a job) join this
+            // batch: one pass of the scheduler, no timer, nothing to wait for when idle.
+            if waiting.len() < max_batch {
+                tokio::task::yield_now().await;
+                while waiting.len() < max_batch {
+                    let Ok(job) = queue.try_recv() else { break };
+                    waiting.push(job);
+                }
+            }
         }
         let (jobs, replies): (Vec<J>, Vec<_>) = waiting.drain(..).unzip();
         metrics::histogram!("boxoffice_batch_size", "batch" => name).record(jobs.len() as f64);

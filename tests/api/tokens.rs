@@ -189,6 +189,36 @@ async fn forged_unsigned_and_garbage_tokens_are_refused() {
 }
 
 #[tokio::test]
+async fn forged_tokens_in_a_crowd_of_good_ones_are_refused_and_only_they() {
+    // Signatures that arrive together are checked as a batch; a bad one must not take its
+    // neighbours down with it, nor slip through with them.
+    let app = TestApp::spawn().await;
+    let mut tokens = Vec::new();
+    for _ in 0..8 {
+        // Fresh tokens: this instance has not checked their signatures yet.
+        let user = app.user().await;
+        let promoted = forge(&user.access_token, |_, claims| {
+            claims["role"] = json!("ADMIN")
+        });
+        tokens.push((true, user.email.clone(), promoted));
+        tokens.push((false, user.email, user.access_token));
+    }
+    let calls = tokens.into_iter().map(|(forged, email, token)| {
+        let app = &app;
+        async move { (forged, email, app.get_as("/auth/me", &token).await) }
+    });
+    for (forged, email, response) in futures::future::join_all(calls).await {
+        if forged {
+            assert_problem(response, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+        } else {
+            assert_eq!(response.status(), StatusCode::OK);
+            let me: Value = response.json().await.expect("json");
+            assert_eq!(me["email"], json!(email));
+        }
+    }
+}
+
+#[tokio::test]
 async fn logout_ends_the_session_for_access_and_refresh_tokens() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
