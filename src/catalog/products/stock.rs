@@ -65,7 +65,21 @@ pub async fn apply<C: ConnectionTrait>(
     if delta == 0 {
         return Ok(true);
     }
-    let moved = db::exec_one(
+    let moved = move_counter(conn, stock_id, delta).await?;
+    if moved {
+        record(conn, event_id, stock_id, delta, kind, order_id, now).await?;
+    }
+    Ok(moved)
+}
+
+/// Moves a counter by `delta` with the one conditional statement that never takes it below zero;
+/// whether it moved. No ledger row: callers write theirs ([`apply`] one, checkout its batch's).
+pub async fn move_counter<C: ConnectionTrait>(
+    conn: &C,
+    stock_id: &str,
+    delta: i64,
+) -> AppResult<bool> {
+    db::exec_one(
         conn,
         Statement::from_sql_and_values(
             conn.get_database_backend(),
@@ -73,11 +87,7 @@ pub async fn apply<C: ConnectionTrait>(
             [delta.into(), stock_id.into(), delta.into()],
         ),
     )
-    .await?;
-    if moved {
-        record(conn, event_id, stock_id, delta, kind, order_id, now).await?;
-    }
-    Ok(moved)
+    .await
 }
 
 /// Returns units an order held to their counters (`held`: quantity per stock id, in id order):
@@ -92,29 +102,15 @@ pub async fn put_back<C: ConnectionTrait>(
     kind: &str,
     now: OffsetDateTime,
 ) -> AppResult<()> {
+    let ledger = held
+        .iter()
+        .map(|(stock_id, quantity)| {
+            ledger_row(event_id, stock_id, *quantity, kind, Some(order_id), now)
+        })
+        .collect();
+    db::insert_all::<stock_movements::Entity, _>(conn, ledger).await?;
     for (stock_id, quantity) in held {
-        record(
-            conn,
-            event_id,
-            stock_id,
-            *quantity,
-            kind,
-            Some(order_id),
-            now,
-        )
-        .await?;
-    }
-    for (stock_id, quantity) in held {
-        let moved = db::exec_one(
-            conn,
-            Statement::from_sql_and_values(
-                conn.get_database_backend(),
-                "UPDATE stock_counters SET remaining = remaining + ? WHERE id = ?",
-                [(*quantity).into(), stock_id.clone().into()],
-            ),
-        )
-        .await?;
-        if !moved {
+        if !move_counter(conn, stock_id, *quantity).await? {
             return Err(crate::error::AppError::internal(anyhow::anyhow!(
                 "stock counter {stock_id} of order {order_id} is missing"
             )));
@@ -144,19 +140,31 @@ pub async fn record<C: ConnectionTrait>(
     order_id: Option<&str>,
     now: OffsetDateTime,
 ) -> AppResult<()> {
-    // Without returning: on MariaDB `ActiveModel::insert` reads the row back.
-    stock_movements::Entity::insert(stock_movements::ActiveModel {
-        id: Set(uuid::Uuid::now_v7().to_string()),
-        event_id: Set(event_id.to_owned()),
-        stock_id: Set(stock_id.to_owned()),
-        order_id: Set(order_id.map(str::to_owned)),
-        kind: Set(kind.to_owned()),
-        delta: Set(delta),
-        created_at: Set(to_db(now)),
-    })
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
+    db::insert_all::<stock_movements::Entity, _>(
+        conn,
+        vec![ledger_row(event_id, stock_id, delta, kind, order_id, now)],
+    )
+    .await
+}
+
+/// One ledger row, not yet written (for callers that write several in one statement).
+pub fn ledger_row(
+    event_id: &str,
+    stock_id: &str,
+    delta: i64,
+    kind: &str,
+    order_id: Option<&str>,
+    now: OffsetDateTime,
+) -> stock_movements::Model {
+    stock_movements::Model {
+        id: uuid::Uuid::now_v7().to_string(),
+        event_id: event_id.to_owned(),
+        stock_id: stock_id.to_owned(),
+        order_id: order_id.map(str::to_owned),
+        kind: kind.to_owned(),
+        delta,
+        created_at: to_db(now),
+    }
 }
 
 /// The remaining stock of several counters in one query (unknown ids are absent).

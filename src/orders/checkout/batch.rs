@@ -23,15 +23,13 @@ use time::OffsetDateTime;
 use super::{Plan, execute, hold_rows, line_rows, lower_counters, order_row, raise_counters};
 use crate::{
     app::AppState,
+    catalog::products::stock,
     db::{
         self,
         entities::{events, order_items, orders, stock_movements},
     },
     error::{AppError, AppResult},
-    infra::{
-        batch::{FlushFuture, all_unavailable},
-        clock::to_db,
-    },
+    infra::batch::{FlushFuture, all_unavailable},
     orders::effects::values,
 };
 
@@ -195,12 +193,7 @@ async fn place_all(
         let order_id = uuid::Uuid::now_v7().to_string();
         let order = order_row(&job.plan, &job.event, &job.user_id, &order_id, job.now);
         let lines = line_rows(&job.plan, &order_id, &job.event.id, &no_preorder, &no_seats);
-        ledger_rows.extend(hold_rows(
-            &job.plan,
-            &job.event.id,
-            &order_id,
-            to_db(job.now),
-        ));
+        ledger_rows.extend(hold_rows(&job.plan, &job.event.id, &order_id, job.now));
         item_rows.extend(lines.iter().cloned());
         order_rows.push(order.clone());
         answers[i] = Some(Ok((order, lines)));
@@ -210,16 +203,7 @@ async fn place_all(
     db::insert_all::<stock_movements::Entity, _>(tx, ledger_rows).await?;
     // The database still decides: each counter moves by the batch's total only if it has it.
     for (id, quantity) in taken {
-        let moved = db::exec_one(
-            tx,
-            Statement::from_sql_and_values(
-                tx.get_database_backend(),
-                "UPDATE stock_counters SET remaining = remaining - ? WHERE id = ? AND remaining >= ?",
-                [quantity.into(), id.clone().into(), quantity.into()],
-            ),
-        )
-        .await?;
-        if !moved {
+        if !stock::move_counter(tx, &id, -quantity).await? {
             if locked {
                 return Err(AppError::internal(anyhow::anyhow!(
                     "stock counter {id} changed under its lock"

@@ -32,7 +32,7 @@ use super::{
 use crate::{
     app::AppState,
     auth::AuthUser,
-    catalog::products::model::ProductType,
+    catalog::products::{model::ProductType, stock},
     db::{
         self,
         entities::{
@@ -319,7 +319,7 @@ async fn execute(
     let mut preorder: HashSet<usize> = HashSet::new();
     for take in &plan.fallbacks {
         let name = &plan.lines[take.item].name;
-        let from_stock = crate::catalog::products::stock::apply(
+        let from_stock = stock::apply(
             tx,
             &event.id,
             &take.stock_id,
@@ -357,7 +357,7 @@ async fn execute(
         // The ledger rows go in before the hot rows are touched; if a counter then refuses, the
         // whole transaction (ledger included) rolls back.
         stock_movements::Entity::insert_many(
-            hold_rows(plan, &event.id, &order_id, at)
+            hold_rows(plan, &event.id, &order_id, now)
                 .into_iter()
                 .map(stock_movements::ActiveModel::from),
         )
@@ -545,18 +545,19 @@ fn hold_rows(
     plan: &Plan,
     event_id: &str,
     order_id: &str,
-    at: time::PrimitiveDateTime,
+    now: OffsetDateTime,
 ) -> Vec<stock_movements::Model> {
     plan.stock
         .iter()
-        .map(|(stock_id, (quantity, _))| stock_movements::Model {
-            id: uuid::Uuid::now_v7().to_string(),
-            event_id: event_id.to_owned(),
-            stock_id: stock_id.clone(),
-            order_id: Some(order_id.to_owned()),
-            kind: movement::HOLD.to_owned(),
-            delta: -quantity,
-            created_at: at,
+        .map(|(stock_id, (quantity, _))| {
+            stock::ledger_row(
+                event_id,
+                stock_id,
+                -quantity,
+                movement::HOLD,
+                Some(order_id),
+                now,
+            )
         })
         .collect()
 }
