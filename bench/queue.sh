@@ -5,16 +5,20 @@
 #   2. loadgen queue-burst: distinct buyers join, poll status by queue token; the line is filled
 #      to HOLD_WAITERS and Redis used_memory read; status polled again with the line that long;
 #   3. loadgen ws-fanout: SOCKETS WebSockets from several 127.0.0.x source addresses, one
-#      admission wave, the server's RSS.
+#      admission wave, the server's RSS. With WS_HTTP2_STREAMS=N the sockets are HTTP/2
+#      streams (RFC 8441), N per connection, as a load balancer carries them upstream: then the
+#      open-file limit no longer caps the count.
 # Reports in bench/results/.
 #
 #   cargo build --release -p boxoffice -p loadgen
 #   bench/queue.sh
 #   SCENARIOS=ws-fanout SOCKETS=5000 bench/queue.sh
+#   SCENARIOS=ws-fanout SOCKETS=50000 WS_HTTP2_STREAMS=200 bench/queue.sh
 #
 # Settings (environment): SCENARIOS ("queue-burst ws-fanout"), BUYERS (50000 seeded; the joiners
 # of queue-burst), USERS (64 loadgen workers), DURATION (10 s per status phase), HOLD_WAITERS
 # (1000000), SOCKETS (18000: the open-file limit here is 20000 for the server and for loadgen),
+# WS_HTTP2_STREAMS (0: one HTTP/1.1 connection per socket),
 # PORT (18097), BIN (release binaries), OUT (bench/results), REDIS_URL (redis://127.0.0.1:6379),
 # WORK (scratch directory: tokens, server log).
 set -euo pipefail
@@ -27,6 +31,7 @@ USERS=${USERS:-64}
 DURATION=${DURATION:-10}
 HOLD_WAITERS=${HOLD_WAITERS:-1000000}
 SOCKETS=${SOCKETS:-18000}
+WS_HTTP2_STREAMS=${WS_HTTP2_STREAMS:-0}
 OUT=${OUT:-bench/results}
 PORT=${PORT:-18097}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
@@ -93,10 +98,11 @@ for scenario in $SCENARIOS; do
                 --redis-url "$REDIS_URL" --out "$OUT" || status=1
             ;;
         ws-fanout)
-            echo "=== loadgen ws-fanout ($SOCKETS sockets)"
+            echo "=== loadgen ws-fanout ($SOCKETS sockets, HTTP/2 streams per connection: $WS_HTTP2_STREAMS)"
             "$BIN/loadgen" ws-fanout --target "http://127.0.0.1:$PORT" \
                 --tokens "$WORK/tokens.jsonl" --organizer-token-file "$WORK/organizer.token" \
                 --buyers "$SOCKETS" --users "$USERS" --server-pid "$server_pid" \
+                --ws-http2-streams "$WS_HTTP2_STREAMS" \
                 --out "$OUT" || status=1
             ;;
         *) echo "unknown scenario $scenario" >&2; status=2 ;;

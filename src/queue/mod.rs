@@ -160,6 +160,11 @@ pub fn router() -> OpenApiRouter<crate::app::AppState> {
         .routes(routes!(handlers::leave))
         .routes(routes!(handlers::socket_ticket))
         .routes(routes!(ws::socket))
+        // The same socket over HTTP/2 opens with an extended CONNECT (RFC 8441).
+        .route(
+            "/queue/ws",
+            axum::routing::on(axum::routing::MethodFilter::CONNECT, ws::socket),
+        )
         .routes(routes!(handlers::stats))
 }
 

@@ -47,7 +47,8 @@ pub struct SocketQuery {
 /// Live position over WebSocket. Messages: `{type: "position", position, ahead, eta_seconds}`
 /// (when it changes, at most once a second), `{type: "admitted", admission_token,
 /// admission_expires_at}`, `{type: "paused"}`, `{type: "expired"}`, `{type: "closed", reason}`.
-/// An open socket keeps the place (it is a heartbeat).
+/// An open socket keeps the place (it is a heartbeat). Over HTTP/2 the same socket opens with an
+/// extended `CONNECT` (RFC 8441), so a proxy can carry many sockets on one connection.
 #[utoipa::path(get, path = "/queue/ws", tag = "queue", params(SocketQuery),
     responses(
         (status = 101, description = "Switching to WebSocket"),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -48,8 +48,59 @@ async fn connect(app: &TestApp, event_id: &str, queue_token: &str) -> Socket {
     socket
 }
 
+/// A WebSocket over HTTP/2 (RFC 8441): an extended CONNECT on a multiplexed connection.
+type Http2Socket = WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
+
+/// An HTTP/2 connection to the app (prior knowledge, as a proxy speaks to its upstream).
+async fn http2_connection(
+    app: &TestApp,
+) -> hyper::client::conn::http2::SendRequest<axum::body::Body> {
+    let address = app.base.trim_start_matches("http://");
+    let io = hyper_util::rt::TokioIo::new(TcpStream::connect(address).await.expect("connect"));
+    let (mut sender, connection) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake(io)
+            .await
+            .expect("HTTP/2 handshake");
+    tokio::spawn(connection);
+    // The server's SETTINGS (which enable extended CONNECT) precede its first response.
+    let health = http::Request::get("/healthz")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let answered = sender.send_request(health).await.expect("health over h2");
+    assert_eq!(answered.status(), StatusCode::OK);
+    sender
+}
+
+/// Opens the queue socket as one more stream on `sender`'s connection.
+async fn connect_http2(
+    sender: &mut hyper::client::conn::http2::SendRequest<axum::body::Body>,
+    event_id: &str,
+    ticket: &str,
+) -> Result<Http2Socket, StatusCode> {
+    let request = http::Request::connect(format!("/queue/ws?event_id={event_id}&ticket={ticket}"))
+        .extension(hyper::ext::Protocol::from_static("websocket"))
+        .header("sec-websocket-version", "13")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let mut response = sender.send_request(request).await.expect("response");
+    if response.status() != StatusCode::OK {
+        return Err(response.status());
+    }
+    let upgraded = hyper::upgrade::on(&mut response).await.expect("upgraded");
+    Ok(WebSocketStream::from_raw_socket(
+        hyper_util::rt::TokioIo::new(upgraded),
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await)
+}
+
 /// The next JSON message (with a deadline; the ticker pushes in the background).
-async fn next(socket: &mut Socket) -> Value {
+async fn next<S>(socket: &mut S) -> Value
+where
+    S: Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let message = tokio::time::timeout_at(deadline, socket.next())
@@ -64,7 +115,10 @@ async fn next(socket: &mut Socket) -> Value {
 }
 
 /// Messages until one of `kind` arrives; returns it.
-async fn next_of(socket: &mut Socket, kind: &str) -> Value {
+async fn next_of<S>(socket: &mut S, kind: &str) -> Value
+where
+    S: Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
     loop {
         let message = next(socket).await;
         if message["type"] == kind {
@@ -155,6 +209,46 @@ async fn a_socket_ticket_is_single_use_and_checked_with_the_origin() {
             .is_err()
     );
     socket.close(None).await.expect("close");
+}
+
+#[tokio::test]
+async fn sockets_over_one_http2_connection_each_hear_their_own_position_and_admission() {
+    let app = TestApp::spawn().await;
+    let shop = queued_shop(&app, json!({})).await;
+    let buyers = app.buyers(2).await;
+    let first = join(&app, &buyers[0], &shop.event_id).await;
+    let second = join(&app, &buyers[1], &shop.event_id).await;
+    let mut connection = http2_connection(&app).await;
+    let first_ticket = ticket(&app, &shop.event_id, &token(&first)).await;
+    let second_ticket = ticket(&app, &shop.event_id, &token(&second)).await;
+    let mut first_socket = connect_http2(&mut connection, &shop.event_id, &first_ticket)
+        .await
+        .expect("first socket opens");
+    let mut second_socket = connect_http2(&mut connection, &shop.event_id, &second_ticket)
+        .await
+        .expect("second socket opens on the same connection");
+    assert_eq!(next(&mut first_socket).await["position"], 1);
+    assert_eq!(next(&mut second_socket).await["position"], 2);
+
+    app.clock.advance(time::Duration::seconds(1));
+    let admitted = next_of(&mut first_socket, "admitted").await;
+    assert!(admitted["admission_token"].is_string(), "{admitted}");
+    let moved = next_of(&mut second_socket, "position").await;
+    assert_eq!(moved["position"], 1, "{moved}");
+
+    // The ticket rules are the same as over HTTP/1.1: single use, and checked.
+    assert_eq!(
+        connect_http2(&mut connection, &shop.event_id, &first_ticket)
+            .await
+            .err(),
+        Some(StatusCode::UNAUTHORIZED)
+    );
+    assert_eq!(
+        connect_http2(&mut connection, &shop.event_id, "w1.x.y")
+            .await
+            .err(),
+        Some(StatusCode::UNAUTHORIZED)
+    );
 }
 
 #[tokio::test]

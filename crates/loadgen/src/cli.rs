@@ -115,6 +115,12 @@ pub struct Cli {
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=250))]
     pub source_addresses: u8,
 
+    /// ws-fanout: open the sockets as HTTP/2 streams (RFC 8441), this many on each connection,
+    /// as a load balancer does upstream; 0 = one HTTP/1.1 connection per socket. The server
+    /// allows 200 streams per connection.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=200))]
+    pub ws_http2_streams: u16,
+
     /// Directory the JSON and Markdown reports are written to.
     #[arg(long, value_name = "DIR", default_value = "bench/results")]
     pub out: PathBuf,

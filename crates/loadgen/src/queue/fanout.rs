@@ -1,6 +1,7 @@
 //! `ws-fanout`: `--buyers` buyers join a paused queue, each opens a WebSocket (from loopback
 //! source addresses 127.0.0.2 … so the ports of one address do not run out), then the queue is
-//! resumed with room for everyone: one admission wave. Measured: the time from the resume to
+//! resumed with room for everyone: one admission wave. With `--ws-http2-streams N` the sockets
+//! are HTTP/2 streams (RFC 8441), N on each connection, as a load balancer carries them upstream. Measured: the time from the resume to
 //! each socket's `admitted` message, and the server's resident memory (`--server-pid`).
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -9,13 +10,21 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use axum::body::Body;
+use axum::http::Request;
 use futures_util::StreamExt;
+use hyper::client::conn::http2::SendRequest;
+use hyper::ext::Protocol;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use tokio::net::TcpSocket;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{Message, protocol::Role};
 
 use super::{Join, drop_queue, event_with_queue, label, rss_mib, set_paused};
 use crate::cli::Cli;
@@ -117,91 +126,87 @@ pub async fn run(cli: &Cli, config: &RunConfig) -> Result<RunOutput> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (admitted_tx, mut admitted_rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
     let gate = Arc::new(Semaphore::new(CONNECTING_AT_ONCE));
-    let connected = Arc::new(AtomicUsize::new(0));
-    let failed = Arc::new(AtomicUsize::new(0));
     let sources = cli.source_addresses.max(1);
-    let mut tasks = JoinSet::new();
+    let source = move |i: usize| Ipv4Addr::new(127, 0, 0, 2 + (i % usize::from(sources)) as u8);
     let connect_started = Instant::now();
-    let connect_recorder = Arc::new(Recorder::default());
+    let transport = match usize::from(cli.ws_http2_streams) {
+        0 => Transport::Http1,
+        streams => {
+            let mut connections = Vec::new();
+            for i in 0..tickets.len().div_ceil(streams) {
+                connections.push(http2_connection(source(i), server).await?);
+            }
+            Transport::Http2 {
+                connections: Arc::new(connections),
+                streams,
+            }
+        }
+    };
+    let sockets = Arc::new(Sockets {
+        wave: wave.clone(),
+        stop: stop_rx,
+        admitted: admitted_tx,
+        connected: AtomicUsize::new(0),
+        failed: AtomicUsize::new(0),
+        recorder: Recorder::default(),
+    });
+    let mut tasks = JoinSet::new();
     for (i, ticket) in tickets.into_iter().enumerate() {
-        let source = Ipv4Addr::new(127, 0, 0, 2 + (i % usize::from(sources)) as u8);
-        let url = format!("ws://{server}/queue/ws?event_id={event_id}&ticket={ticket}");
-        let (gate, wave, stop, admitted) = (
-            gate.clone(),
-            wave.clone(),
-            stop_rx.clone(),
-            admitted_tx.clone(),
-        );
-        let (connected, failed, connect_recorder) =
-            (connected.clone(), failed.clone(), connect_recorder.clone());
+        let path = format!("/queue/ws?event_id={event_id}&ticket={ticket}");
+        let (gate, sockets, transport) = (gate.clone(), sockets.clone(), transport.clone());
+        let source = source(i);
         tasks.spawn(async move {
             let began = Instant::now();
-            let socket = {
-                let _permit = gate.acquire().await;
-                open(source, server, &url).await
-            };
-            let mut ws = match socket {
-                Ok(ws) => {
-                    connect_recorder.record(
-                        "GET /queue/ws (upgrade)",
-                        &Ok(Status::Ok),
-                        began.elapsed(),
-                    );
-                    connected.fetch_add(1, Ordering::Relaxed);
-                    ws
+            let permit = gate.acquire().await;
+            match transport {
+                Transport::Http1 => {
+                    let url = format!("ws://{server}{path}");
+                    let opened = open_http1(source, server, &url).await;
+                    drop(permit);
+                    sockets.serve(opened, began).await;
                 }
-                Err(error) => {
-                    connect_recorder.record(
-                        "GET /queue/ws (upgrade)",
-                        &Err(error),
-                        began.elapsed(),
-                    );
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-            };
-            let mut stop = stop;
-            loop {
-                tokio::select! {
-                    message = ws.next() => match message {
-                        Some(Ok(Message::Text(text))) if text.contains("\"admitted\"") => {
-                            let started = *wave.lock().unwrap_or_else(PoisonError::into_inner);
-                            if let Some(started) = started {
-                                let _ = admitted.send(started.elapsed());
-                            }
-                        }
-                        Some(Ok(_)) => {}
-                        _ => return,
-                    },
-                    _ = stop.changed() => {
-                        let _ = ws.close(None).await;
-                        return;
-                    }
+                Transport::Http2 {
+                    connections,
+                    streams,
+                } => {
+                    let opened = open_http2(connections[i / streams].clone(), &path).await;
+                    drop(permit);
+                    sockets.serve(opened, began).await;
                 }
             }
         });
     }
-    drop(admitted_tx);
     // Wait until every socket is open or failed.
     let expected = tasks.len();
-    while connected.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed) < expected
+    while sockets.connected.load(Ordering::Relaxed) + sockets.failed.load(Ordering::Relaxed)
+        < expected
         && connect_started.elapsed() < Duration::from_secs(300)
     {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let open = connected.load(Ordering::Relaxed);
+    let open = sockets.connected.load(Ordering::Relaxed);
     let connect_elapsed = connect_started.elapsed();
     output.phases.push(PhaseReport::measured(
         "connect",
         PhaseResult {
-            ops: connect_recorder.take(),
+            ops: sockets.recorder.take(),
             scheduled: None,
             timeline: Default::default(),
         },
         connect_elapsed,
     ));
+    let how = match &transport {
+        Transport::Http1 => "one HTTP/1.1 connection each".to_owned(),
+        Transport::Http2 {
+            connections,
+            streams,
+        } => format!(
+            "as HTTP/2 streams (RFC 8441), {streams} on each of {} connections",
+            connections.len()
+        ),
+    };
     output.notes.push(format!(
-        "connect: {open} sockets open after {:.1} s, from {sources} source addresses (127.0.0.2 …)",
+        "connect: {open} sockets open after {:.1} s, {how}, from {sources} source addresses (127.0.0.2 …)",
         connect_elapsed.as_secs_f64()
     ));
     // Let the server settle (first position pushes) before measuring its memory.
@@ -265,19 +270,124 @@ pub async fn run(cli: &Cli, config: &RunConfig) -> Result<RunOutput> {
     Ok(output)
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+/// How the sockets reach the server.
+#[derive(Clone)]
+enum Transport {
+    /// One TCP connection per socket.
+    Http1,
+    /// Sockets as streams of a few HTTP/2 connections, `streams` on each.
+    Http2 {
+        connections: Arc<Vec<SendRequest<Body>>>,
+        streams: usize,
+    },
+}
 
-/// A WebSocket from `source` (its own port range) to the server.
-async fn open(source: Ipv4Addr, server: SocketAddr, url: &str) -> anyhow::Result<Socket> {
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::from((source, 0)))?;
-    let stream = socket.connect(server).await?;
-    stream.set_nodelay(true)?;
+/// What every socket task shares: the wave's start, the stop signal and the counters.
+struct Sockets {
+    wave: Arc<Mutex<Option<Instant>>>,
+    stop: watch::Receiver<bool>,
+    admitted: tokio::sync::mpsc::UnboundedSender<Duration>,
+    connected: AtomicUsize,
+    failed: AtomicUsize,
+    recorder: Recorder,
+}
+
+impl Sockets {
+    /// Counts the upgrade, then reads until told to stop, reporting the `admitted` message.
+    async fn serve<S>(&self, opened: Result<WebSocketStream<S>>, began: Instant)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        const LABEL: &str = "GET /queue/ws (upgrade)";
+        let mut ws = match opened {
+            Ok(ws) => {
+                self.recorder
+                    .record(LABEL, &Ok(Status::Ok), began.elapsed());
+                self.connected.fetch_add(1, Ordering::Relaxed);
+                ws
+            }
+            Err(error) => {
+                self.recorder.record(LABEL, &Err(error), began.elapsed());
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        let mut stop = self.stop.clone();
+        loop {
+            tokio::select! {
+                message = ws.next() => match message {
+                    Some(Ok(Message::Text(text))) if text.contains("\"admitted\"") => {
+                        let started = *self.wave.lock().unwrap_or_else(PoisonError::into_inner);
+                        if let Some(started) = started {
+                            let _ = self.admitted.send(started.elapsed());
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => return,
+                },
+                _ = stop.changed() => {
+                    let _ = ws.close(None).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A WebSocket from `source` (its own port range) to the server, on its own connection.
+async fn open_http1(
+    source: Ipv4Addr,
+    server: SocketAddr,
+    url: &str,
+) -> Result<WebSocketStream<TcpStream>> {
+    let stream = connect_from(source, server).await?;
     let (ws, response) = tokio_tungstenite::client_async(url, stream).await?;
     if response.status() != StatusCode::SWITCHING_PROTOCOLS.as_u16() {
         bail!("upgrade answered {}", response.status());
     }
     Ok(ws)
+}
+
+async fn connect_from(source: Ipv4Addr, server: SocketAddr) -> Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((source, 0)))?;
+    let stream = socket.connect(server).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// An HTTP/2 connection (prior knowledge, as a proxy speaks to its upstream), ready for
+/// extended CONNECT: the server's SETTINGS that allow it precede its first response.
+async fn http2_connection(source: Ipv4Addr, server: SocketAddr) -> Result<SendRequest<Body>> {
+    let stream = connect_from(source, server).await?;
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .handshake(TokioIo::new(stream))
+        .await
+        .context("HTTP/2 handshake")?;
+    tokio::spawn(connection);
+    let health = Request::get("/healthz").body(Body::empty())?;
+    let answered = sender.send_request(health).await?;
+    if !answered.status().is_success() {
+        bail!("GET /healthz over HTTP/2 answered {}", answered.status());
+    }
+    Ok(sender)
+}
+
+/// A WebSocket as one more stream of an HTTP/2 connection (RFC 8441).
+async fn open_http2(
+    mut sender: SendRequest<Body>,
+    path: &str,
+) -> Result<WebSocketStream<TokioIo<Upgraded>>> {
+    let request = Request::connect(path)
+        .extension(Protocol::from_static("websocket"))
+        .header("sec-websocket-version", "13")
+        .body(Body::empty())?;
+    let mut response = sender.send_request(request).await?;
+    if response.status() != StatusCode::OK.as_u16() {
+        bail!("extended CONNECT answered {}", response.status());
+    }
+    let upgraded = hyper::upgrade::on(&mut response).await?;
+    Ok(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await)
 }
 
 /// `POST /queue/ws-ticket` with `X-Queue-Token`, once per joined buyer.
