@@ -14,11 +14,13 @@
 #   bench/queue.sh
 #   SCENARIOS=ws-fanout SOCKETS=5000 bench/queue.sh
 #   SCENARIOS=ws-fanout SOCKETS=50000 WS_HTTP2_STREAMS=200 bench/queue.sh
+#   SCENARIOS=ws-fanout SOCKETS=50000 WS_HTTP2_STREAMS=200 WS_HTTP1_SOCKETS=18000 bench/queue.sh
 #
 # Settings (environment): SCENARIOS ("queue-burst ws-fanout"), BUYERS (50000 seeded; the joiners
 # of queue-burst), USERS (64 loadgen workers), DURATION (10 s per status phase), HOLD_WAITERS
 # (1000000), SOCKETS (18000: the open-file limit here is 20000 for the server and for loadgen),
-# WS_HTTP2_STREAMS (0: one HTTP/1.1 connection per socket),
+# WS_HTTP2_STREAMS (0: one HTTP/1.1 connection per socket), WS_HTTP1_SOCKETS (with
+# WS_HTTP2_STREAMS: this many sockets over HTTP/1.1, the rest as HTTP/2 streams; default none),
 # PORT (18097), BIN (release binaries), OUT (bench/results), REDIS_URL (redis://127.0.0.1:6379),
 # WORK (scratch directory: tokens, server log).
 set -euo pipefail
@@ -32,6 +34,7 @@ DURATION=${DURATION:-10}
 HOLD_WAITERS=${HOLD_WAITERS:-1000000}
 SOCKETS=${SOCKETS:-18000}
 WS_HTTP2_STREAMS=${WS_HTTP2_STREAMS:-0}
+WS_HTTP1_SOCKETS=${WS_HTTP1_SOCKETS:-}
 OUT=${OUT:-bench/results}
 PORT=${PORT:-18097}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
@@ -102,7 +105,7 @@ for scenario in $SCENARIOS; do
             "$BIN/loadgen" ws-fanout --target "http://127.0.0.1:$PORT" \
                 --tokens "$WORK/tokens.jsonl" --organizer-token-file "$WORK/organizer.token" \
                 --buyers "$SOCKETS" --users "$USERS" --server-pid "$server_pid" \
-                --ws-http2-streams "$WS_HTTP2_STREAMS" \
+                --ws-http2-streams "$WS_HTTP2_STREAMS" ${WS_HTTP1_SOCKETS:+--ws-http1-sockets "$WS_HTTP1_SOCKETS"} \
                 --out "$OUT" || status=1
             ;;
         *) echo "unknown scenario $scenario" >&2; status=2 ;;

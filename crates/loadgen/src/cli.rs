@@ -121,6 +121,11 @@ pub struct Cli {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=200))]
     pub ws_http2_streams: u16,
 
+    /// ws-fanout with `--ws-http2-streams`: open this many of the sockets over HTTP/1.1 (one
+    /// connection each) and the rest as HTTP/2 streams, both kinds in the same wave.
+    #[arg(long, value_name = "N")]
+    pub ws_http1_sockets: Option<usize>,
+
     /// Directory the JSON and Markdown reports are written to.
     #[arg(long, value_name = "DIR", default_value = "bench/results")]
     pub out: PathBuf,

@@ -129,18 +129,21 @@ pub async fn run(cli: &Cli, config: &RunConfig) -> Result<RunOutput> {
     let sources = cli.source_addresses.max(1);
     let source = move |i: usize| Ipv4Addr::new(127, 0, 0, 2 + (i % usize::from(sources)) as u8);
     let connect_started = Instant::now();
-    let transport = match usize::from(cli.ws_http2_streams) {
-        0 => Transport::Http1,
-        streams => {
-            let mut connections = Vec::new();
-            for i in 0..tickets.len().div_ceil(streams) {
-                connections.push(http2_connection(source(i), server).await?);
-            }
-            Transport::Http2 {
-                connections: Arc::new(connections),
-                streams,
-            }
+    let streams = usize::from(cli.ws_http2_streams);
+    let http1_sockets = match (streams, cli.ws_http1_sockets) {
+        (0, _) => tickets.len(),
+        (_, wanted) => wanted.unwrap_or(0).min(tickets.len()),
+    };
+    let mut connections = Vec::new();
+    if streams > 0 {
+        for i in 0..(tickets.len() - http1_sockets).div_ceil(streams) {
+            connections.push(http2_connection(source(i), server).await?);
         }
+    }
+    let transport = Transport {
+        http1_sockets,
+        connections: Arc::new(connections),
+        streams,
     };
     let sockets = Arc::new(Sockets {
         wave: wave.clone(),
@@ -158,21 +161,17 @@ pub async fn run(cli: &Cli, config: &RunConfig) -> Result<RunOutput> {
         tasks.spawn(async move {
             let began = Instant::now();
             let permit = gate.acquire().await;
-            match transport {
-                Transport::Http1 => {
-                    let url = format!("ws://{server}{path}");
-                    let opened = open_http1(source, server, &url).await;
-                    drop(permit);
-                    sockets.serve(opened, began).await;
-                }
-                Transport::Http2 {
-                    connections,
-                    streams,
-                } => {
-                    let opened = open_http2(connections[i / streams].clone(), &path).await;
-                    drop(permit);
-                    sockets.serve(opened, began).await;
-                }
+            if i < transport.http1_sockets {
+                let url = format!("ws://{server}{path}");
+                let opened = open_http1(source, server, &url).await;
+                drop(permit);
+                sockets.serve(opened, began).await;
+            } else {
+                let connection =
+                    &transport.connections[(i - transport.http1_sockets) / transport.streams];
+                let opened = open_http2(connection.clone(), &path).await;
+                drop(permit);
+                sockets.serve(opened, began).await;
             }
         });
     }
@@ -195,16 +194,7 @@ pub async fn run(cli: &Cli, config: &RunConfig) -> Result<RunOutput> {
         },
         connect_elapsed,
     ));
-    let how = match &transport {
-        Transport::Http1 => "one HTTP/1.1 connection each".to_owned(),
-        Transport::Http2 {
-            connections,
-            streams,
-        } => format!(
-            "as HTTP/2 streams (RFC 8441), {streams} on each of {} connections",
-            connections.len()
-        ),
-    };
+    let how = transport.describe(expected);
     output.notes.push(format!(
         "connect: {open} sockets open after {:.1} s, {how}, from {sources} source addresses (127.0.0.2 …)",
         connect_elapsed.as_secs_f64()
@@ -270,16 +260,32 @@ pub async fn run(cli: &Cli, config: &RunConfig) -> Result<RunOutput> {
     Ok(output)
 }
 
-/// How the sockets reach the server.
+/// How the sockets reach the server: the first `http1_sockets` on a TCP connection each, the
+/// rest as streams of HTTP/2 connections, `streams` on each.
 #[derive(Clone)]
-enum Transport {
-    /// One TCP connection per socket.
-    Http1,
-    /// Sockets as streams of a few HTTP/2 connections, `streams` on each.
-    Http2 {
-        connections: Arc<Vec<SendRequest<Body>>>,
-        streams: usize,
-    },
+struct Transport {
+    http1_sockets: usize,
+    connections: Arc<Vec<SendRequest<Body>>>,
+    streams: usize,
+}
+
+impl Transport {
+    fn describe(&self, sockets: usize) -> String {
+        let http2 = sockets.saturating_sub(self.http1_sockets);
+        match (self.http1_sockets, http2) {
+            (h1, 0) => format!("{h1} over HTTP/1.1, one connection each"),
+            (0, h2) => format!(
+                "{h2} as HTTP/2 streams (RFC 8441), {} on each of {} connections",
+                self.streams,
+                self.connections.len()
+            ),
+            (h1, h2) => format!(
+                "{h1} over HTTP/1.1 (one connection each) and {h2} as HTTP/2 streams (RFC 8441), {} on each of {} connections",
+                self.streams,
+                self.connections.len()
+            ),
+        }
+    }
 }
 
 /// What every socket task shares: the wave's start, the stop signal and the counters.
