@@ -5,7 +5,9 @@
 use axum::{
     extract::{
         State,
-        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
+        ws::{
+            CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+        },
     },
     http::{HeaderMap, header},
     response::Response,
@@ -52,6 +54,7 @@ pub struct SocketQuery {
 #[utoipa::path(get, path = "/queue/ws", tag = "queue", params(SocketQuery),
     responses(
         (status = 101, description = "Switching to WebSocket"),
+        (status = 400, description = "`websocket_required`: not a WebSocket handshake (also 405 for a method other than GET, or CONNECT over HTTP/2)", body = Problem),
         (status = 401, description = "`unauthenticated`: the ticket is invalid, expired or used", body = Problem),
         (status = 403, description = "`forbidden`: foreign `Origin`", body = Problem),
         (status = 404, description = "`not_in_queue`", body = Problem),
@@ -62,8 +65,10 @@ pub async fn socket(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<SocketQuery>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> AppResult<Response> {
+    // Before the ticket is spent: a request that cannot become a socket keeps its ticket.
+    let upgrade = upgrade.map_err(not_a_socket)?;
     check_origin(&state, &headers)?;
     let now_ms = ms(state.clock.now());
     let claims = tokens::verify(
@@ -117,6 +122,16 @@ pub async fn socket(
         .on_upgrade(move |ws| async move {
             serve(state, queue, user_id, standing, joined_at_ms, ws).await;
         }))
+}
+
+/// A plain request to the socket's address: a problem like every other error, not axum's text.
+fn not_a_socket(rejection: WebSocketUpgradeRejection) -> AppError {
+    AppError::new(
+        rejection.status(),
+        "websocket_required",
+        "Open this address as a WebSocket: an HTTP/1.1 GET with `Upgrade: websocket`, or an \
+         HTTP/2 extended CONNECT with `:protocol: websocket`.",
+    )
 }
 
 /// Browsers always send `Origin`; only ours may open a socket. Clients that send none are not

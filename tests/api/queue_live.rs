@@ -252,6 +252,48 @@ async fn sockets_over_one_http2_connection_each_hear_their_own_position_and_admi
 }
 
 #[tokio::test]
+async fn a_request_that_is_not_a_handshake_gets_a_problem_and_keeps_its_ticket() {
+    let app = TestApp::spawn().await;
+    let shop = queued_shop(&app, json!({})).await;
+    let buyer = app.buyers(1).await.remove(0);
+    let place = join(&app, &buyer, &shop.event_id).await;
+    let fresh = ticket(&app, &shop.event_id, &token(&place)).await;
+    let plain = app
+        .client
+        .get(app.url(&format!(
+            "/queue/ws?event_id={}&ticket={fresh}",
+            shop.event_id
+        )))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(plain, StatusCode::BAD_REQUEST, "websocket_required").await;
+    let mut over_http2 = http2_connection(&app).await;
+    let get_over_http2 = over_http2
+        .send_request(
+            http::Request::get(format!(
+                "/queue/ws?event_id={}&ticket={fresh}",
+                shop.event_id
+            ))
+            .body(axum::body::Body::empty())
+            .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(get_over_http2.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        get_over_http2.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert!(
+        connect_http2(&mut over_http2, &shop.event_id, &fresh)
+            .await
+            .is_ok(),
+        "the ticket still opens a socket"
+    );
+}
+
+#[tokio::test]
 async fn sockets_hear_pause_and_are_closed_at_shutdown() {
     let app = TestApp::spawn().await;
     let shop = queued_shop(&app, json!({})).await;
