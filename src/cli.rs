@@ -236,10 +236,31 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let addr = app.local_addr()?;
     tracing::info!(%addr, "listening");
     println!("boxoffice listening on http://{addr}  (API docs: http://{addr}/docs)");
-    app.run_until(shutdown_signal()).await?;
+    // Draining is bounded: a client that never lets its connection go (an HTTP/2 proxy keeping
+    // a connection open, a stalled reader) must not keep a stopping instance alive.
+    let (signalled, on_signal) = tokio::sync::oneshot::channel();
+    let run = app.run_until(async move {
+        shutdown_signal().await;
+        let _ = signalled.send(());
+    });
+    tokio::select! {
+        result = run => result?,
+        _ = async {
+            match on_signal.await {
+                Ok(()) => tokio::time::sleep(DRAIN_LIMIT).await,
+                Err(_) => std::future::pending().await,
+            }
+        } => tracing::warn!(
+            limit_seconds = DRAIN_LIMIT.as_secs(),
+            "connections still open after the drain limit; stopping anyway"
+        ),
+    }
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How long a stopping instance waits for open connections after the shutdown signal.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 async fn shutdown_signal() {
     let ctrl_c = async {

@@ -87,15 +87,40 @@ const STATEMENT_CACHE: usize = 250;
 /// next opening should not start with dozens of handshakes and cold statement caches. And
 /// sqlx 0.9.0's reaper could spin a runtime thread forever under churn (sqlx#3645, fixed in
 /// 0.9.1, which we use): seen here as a test that hung at shutdown with one core busy, and as a
-/// CI run whose last query starved. A dead connection is still replaced, because the pool pings
-/// each one before lending it.
+/// CI run whose last query starved. A dead connection is still replaced: see `ping_if_idle`.
 fn without_reaper<DB: sea_orm::sqlx::Database>(
     options: sea_orm::sqlx::pool::PoolOptions<DB>,
 ) -> sea_orm::sqlx::pool::PoolOptions<DB> {
+    ping_if_idle(
+        options
+            .min_connections(0)
+            .idle_timeout(None)
+            .max_lifetime(None),
+    )
+}
+
+/// A connection back in the pool for less than this is lent without a ping.
+const PING_IF_IDLE_FOR: Duration = Duration::from_millis(500);
+
+/// The pool pings a connection before lending it only if it sat idle for `PING_IF_IDLE_FOR`
+/// (HikariCP's "alive bypass window"). sqlx's default pings before every loan, and it also pings
+/// every connection it takes back: under a sale that was two extra round trips, each waking the
+/// database, per transaction. A connection used a moment ago was alive then, and sqlx's ping on
+/// release has just checked it again; one that died since fails its next statement, which answers
+/// 503 `service_unavailable` (see `is_unavailable`), and is dropped by that ping on release.
+fn ping_if_idle<DB: sea_orm::sqlx::Database>(
+    options: sea_orm::sqlx::pool::PoolOptions<DB>,
+) -> sea_orm::sqlx::pool::PoolOptions<DB> {
     options
-        .min_connections(0)
-        .idle_timeout(None)
-        .max_lifetime(None)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IF_IDLE_FOR {
+                    sea_orm::sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// A boxed future borrowing the transaction, as transaction closures return.
@@ -253,9 +278,25 @@ pub fn is_retryable(err: &DbErr) -> bool {
         || text.contains("SQLITE_BUSY")
 }
 
-/// The database cannot serve now (unreachable, pool exhausted, still busy after retries).
+/// The database cannot serve now (unreachable, connection lost mid-statement, pool exhausted,
+/// still busy after retries).
 pub fn is_unavailable(err: &DbErr) -> bool {
-    matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) || is_retryable(err)
+    matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_))
+        || connection_lost(err)
+        || is_retryable(err)
+}
+
+/// A statement that failed because its connection broke (the server went away or the network
+/// cut it), not because of the statement.
+fn connection_lost(err: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx::Error};
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => matches!(
+            **e,
+            Error::Io(_) | Error::PoolTimedOut | Error::PoolClosed | Error::WorkerCrashed
+        ),
+        _ => false,
+    }
 }
 
 /// Whether the database answers.
@@ -312,7 +353,24 @@ pub async fn exec_one<C: ConnectionTrait>(conn: &C, stmt: sea_orm::Statement) ->
 
 #[cfg(test)]
 mod tests {
-    use super::padded;
+    use std::sync::Arc;
+
+    use sea_orm::{DbErr, RuntimeErr, sqlx};
+
+    use super::{is_unavailable, padded};
+
+    fn failed_statement(error: sqlx::Error) -> DbErr {
+        DbErr::Query(RuntimeErr::SqlxError(Arc::new(error)))
+    }
+
+    #[test]
+    fn a_statement_whose_connection_broke_means_the_database_is_unavailable() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(is_unavailable(&failed_statement(sqlx::Error::Io(reset))));
+        assert!(is_unavailable(&failed_statement(sqlx::Error::PoolTimedOut)));
+        assert!(!is_unavailable(&failed_statement(sqlx::Error::RowNotFound)));
+        assert!(!is_unavailable(&DbErr::Custom("a bug".into())));
+    }
 
     #[test]
     fn padded_lists_grow_to_the_next_power_of_two_by_repeating_the_last_item() {

@@ -106,6 +106,11 @@ impl Queue {
         self.shutdown.subscribe()
     }
 
+    /// Whether `shut_down` has begun: no new sockets from then on.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
     /// Stops the ticker and the loops and closes every socket with `{type: "closed", reason:
     /// "shutdown"}`; waits (up to 2 s) for the sockets to say goodbye.
     pub async fn shut_down(&self) {

@@ -35,6 +35,9 @@ use crate::{
 const SOCKET_BUFFER: usize = 4 * 1024;
 /// Commands queued per socket before new ones are dropped (positions are resent anyway).
 const SOCKET_QUEUE: usize = 8;
+/// A socket whose client takes longer than this to accept a message is dropped: a stalled
+/// reader must not hold its task (or, over HTTP/2, its connection's window) or the shutdown.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `GET /queue/ws` parameters.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -54,12 +57,12 @@ pub struct SocketQuery {
 #[utoipa::path(get, path = "/queue/ws", tag = "queue", params(SocketQuery),
     responses(
         (status = 101, description = "Switching to WebSocket"),
-        (status = 400, description = "`websocket_required`: not a WebSocket handshake (also 405 for a method other than GET, or CONNECT over HTTP/2)", body = Problem),
+        (status = 400, description = "`websocket_required`: not a WebSocket handshake (405 for a GET over HTTP/2 or a CONNECT over HTTP/1.1; 426 when the version header is missing)", body = Problem),
         (status = 401, description = "`unauthenticated`: the ticket is invalid, expired or used", body = Problem),
         (status = 403, description = "`forbidden`: foreign `Origin`", body = Problem),
         (status = 404, description = "`not_in_queue`", body = Problem),
         (status = 409, description = "`queue_not_enabled`", body = Problem),
-        (status = 503, description = "`queue_unavailable`", body = Problem),
+        (status = 503, description = "`queue_unavailable`: Redis is unreachable, or this instance is shutting down", body = Problem),
     ))]
 pub async fn socket(
     State(state): State<AppState>,
@@ -70,6 +73,14 @@ pub async fn socket(
     // Before the ticket is spent: a request that cannot become a socket keeps its ticket.
     let upgrade = upgrade.map_err(not_a_socket)?;
     check_origin(&state, &headers)?;
+    if state.queue.is_shutting_down() {
+        // A socket opened now would miss the shutdown message and keep the instance alive.
+        return Err(AppError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "queue_unavailable",
+            "This instance is shutting down; connect again.",
+        ));
+    }
     let now_ms = ms(state.clock.now());
     let claims = tokens::verify(
         &state.secrets.queue_token,
@@ -238,7 +249,7 @@ async fn serve(
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => ok = false,
                 Some(Ok(_)) => {}
             },
-            _ = shutdown.changed() => {
+            () = stopping(&mut shutdown) => {
                 close(&mut ws, &Push::Closed { reason: "shutdown".into() }).await;
                 ok = false;
             }
@@ -246,6 +257,12 @@ async fn serve(
     }
     hub.unregister(&queue.event_id, &user_id, id);
     metrics::gauge!("boxoffice_queue_websockets_open").decrement(1.0);
+}
+
+/// Resolves once the instance is stopping, also when that began before this socket subscribed
+/// (`changed` would wait for the next change).
+async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|down| *down).await;
 }
 
 /// Reads the exact position (pre-queue members once the sale opened) and tells the hub;
@@ -269,7 +286,14 @@ async fn refresh(state: &AppState, queue: &EventQueue, user_id: &str, id: u64) -
 }
 
 async fn send(ws: &mut WebSocket, push: &Push) -> bool {
-    ws.send(Message::Text(push.text().into())).await.is_ok()
+    send_within(ws, Message::Text(push.text().into())).await
+}
+
+async fn send_within(ws: &mut WebSocket, message: Message) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, ws.send(message)).await,
+        Ok(Ok(()))
+    )
 }
 
 async fn close(ws: &mut WebSocket, push: &Push) {
@@ -279,10 +303,12 @@ async fn close(ws: &mut WebSocket, push: &Push) {
         Push::Expired => "expired".into(),
         _ => String::new(),
     };
-    let _ = ws
-        .send(Message::Close(Some(CloseFrame {
+    send_within(
+        ws,
+        Message::Close(Some(CloseFrame {
             code: axum::extract::ws::close_code::NORMAL,
             reason: reason.into(),
-        })))
-        .await;
+        })),
+    )
+    .await;
 }

@@ -315,6 +315,17 @@ async fn sockets_hear_pause_and_are_closed_at_shutdown() {
     app.state.queue.shut_down().await;
     let closed = next_of(&mut socket, "closed").await;
     assert_eq!(closed["reason"], "shutdown");
+    // A socket asked of a stopping instance is refused (it would never hear the shutdown).
+    let late = ticket(&app, &shop.event_id, &token(&place)).await;
+    match tokio_tungstenite::connect_async(socket_url(&app, &shop.event_id, &late)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE)
+        }
+        other => panic!(
+            "a stopping instance must refuse new sockets, got {:?}",
+            other.map(|_| ())
+        ),
+    }
     assert_eq!(
         status(&app, &shop.event_id, &token(&place)).await["status"],
         "WAITING"
