@@ -73,7 +73,8 @@ pub async fn apply<C: ConnectionTrait>(
 }
 
 /// Moves a counter by `delta` with the one conditional statement that never takes it below zero;
-/// whether it moved. No ledger row: callers write theirs ([`apply`] one, checkout its batch's).
+/// whether it moved. No ledger row: callers write theirs ([`apply`] one, checkout its order's or
+/// batch's).
 pub async fn move_counter<C: ConnectionTrait>(
     conn: &C,
     stock_id: &str,

@@ -364,16 +364,7 @@ async fn execute(
         .exec_without_returning(tx)
         .await?;
         for (stock_id, (quantity, items)) in &plan.stock {
-            let taken = db::exec_one(
-                tx,
-                Statement::from_sql_and_values(
-                    backend,
-                    "UPDATE stock_counters SET remaining = remaining - ? WHERE id = ? AND remaining >= ?",
-                    [(*quantity).into(), stock_id.clone().into(), (*quantity).into()],
-                ),
-            )
-            .await?;
-            if !taken {
+            if !stock::move_counter(tx, stock_id, -quantity).await? {
                 let name = &plan.lines[items[0]].name;
                 return Err(sold_out(items, plan, name));
             }
