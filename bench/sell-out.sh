@@ -9,7 +9,7 @@
 #   PERF=1 bench/sell-out.sh               # profile the whole machine during the sale (no calibrate)
 #
 # Settings (environment): BACKENDS ("mariadb sqlite"), TICKETS (10000), BUYERS (20000),
-# USERS (16 loadgen workers), CALIBRATE_USERS (16), CALIBRATE_SECONDS (10 measured per phase),
+# USERS (160 loadgen workers), CALIBRATE_USERS (16), CALIBRATE_SECONDS (10 measured per phase),
 # PORT (18096), BIN (release binaries), OUT (bench/results), MYSQL_URL (mysql://root@127.0.0.1:3306),
 # REDIS_URL (redis://127.0.0.1:6379), WORK (scratch directory: tokens, server logs, profiles).
 # Exits non-zero if any run failed (loadgen's oversell check or audit-stock).
@@ -20,7 +20,7 @@ BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release}
 BACKENDS=${BACKENDS:-mariadb sqlite}
 TICKETS=${TICKETS:-10000}
 BUYERS=${BUYERS:-20000}
-USERS=${USERS:-16}
+USERS=${USERS:-160}
 CALIBRATE_USERS=${CALIBRATE_USERS:-16}
 CALIBRATE_SECONDS=${CALIBRATE_SECONDS:-10}
 PORT=${PORT:-18096}

@@ -12,8 +12,12 @@ use crate::{
     },
 };
 
-/// Workers per batcher: one collects the next batch while the other is in the database.
-const WORKERS: usize = 2;
+/// Workers per batcher. One: everything that arrives while a batch is in the database waits
+/// for the next batch, so under a crowd batches grow to what the database can take, and the
+/// statements, commits and round trips per order shrink. Two workers (each taking what arrived
+/// since the other started) made batches half as large; on the 2-core sell-out they sold
+/// 5–10 % fewer orders per second at a higher p99 (BENCHMARKS.md, 2026-12-05 evening).
+const WORKERS: usize = 1;
 
 /// Rows per read or insert batch.
 const READS: usize = 64;

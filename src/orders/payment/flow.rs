@@ -11,8 +11,8 @@ use std::collections::HashMap;
 
 use axum::http::{HeaderMap, StatusCode};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, Set, Statement, sea_query::Expr,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, IdenStatic,
+    Iterable, QueryFilter, QueryOrder, Set, Statement, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -178,7 +178,7 @@ fn charge(order: &orders::Model, lines: &[order_items::Model]) -> Charge {
     }
 }
 
-/// Everything settling a capture needs, read in two queries before the gateway is called, so
+/// Everything settling a capture needs, read in one query before the gateway is called, so
 /// the settling transaction of an ordinary purchase only writes: the order, its lines, the
 /// buyer (for the mail), the event's title and the order's latest payment attempt.
 #[derive(Clone, Debug)]
@@ -201,12 +201,13 @@ impl Paying {
         Ok(Self::load_many(conn, &[order_id]).await?.remove(order_id))
     }
 
-    /// Reads orders with what settling them needs, in two queries, by order id.
+    /// Reads orders with what settling them needs, by order id, in one query: one row per
+    /// line, each carrying its order (an order always has a line).
     pub async fn load_many<C: ConnectionTrait>(
         conn: &C,
         order_ids: &[&str],
     ) -> AppResult<HashMap<String, Self>> {
-        let mut found = HashMap::new();
+        let mut found: HashMap<String, Self> = HashMap::new();
         if order_ids.is_empty() {
             return Ok(found);
         }
@@ -215,22 +216,29 @@ impl Paying {
             .query_all_raw(Statement::from_sql_and_values(
                 conn.get_database_backend(),
                 format!(
-                    "SELECT o.*, u.email AS buyer_email, u.name AS buyer_name, \
+                    "SELECT o.*, {line_columns}, u.email AS buyer_email, u.name AS buyer_name, \
                      u.locale AS buyer_locale, u.deleted_at AS buyer_deleted_at, \
                      e.title AS event_title, p.id AS latest_payment_id, \
                      p.provider AS latest_payment_provider, p.status AS latest_payment_status \
                      FROM orders o \
+                     JOIN order_items i ON i.order_id = o.id \
                      LEFT JOIN users u ON u.id = o.user_id \
                      LEFT JOIN events e ON e.id = o.event_id \
                      LEFT JOIN payments p ON p.id = (SELECT q.id FROM payments q \
                        WHERE q.order_id = o.id ORDER BY q.created_at DESC, q.id DESC LIMIT 1) \
-                     WHERE o.id IN ({})",
-                    vec!["?"; ids.len()].join(", ")
+                     WHERE o.id IN ({marks}) ORDER BY o.id, i.position",
+                    line_columns = line_columns(),
+                    marks = vec!["?"; ids.len()].join(", ")
                 ),
                 ids,
             ))
             .await?;
         for row in &rows {
+            let line = order_items::Model::from_query_result(row, LINE)?;
+            if let Some(paying) = found.get_mut(&line.order_id) {
+                paying.lines.push(line);
+                continue;
+            }
             let order = orders::Model::from_query_result(row, "")?;
             let text = |column: &str| row.try_get::<Option<String>>("", column);
             let latest_payment = match (
@@ -253,16 +261,12 @@ impl Paying {
                 order.id.clone(),
                 Self {
                     order,
-                    lines: Vec::new(),
+                    lines: vec![line],
                     latest_payment,
                     buyer,
                     event_title,
                 },
             );
-        }
-        let mut lines = view::lines_by_order(conn, found.keys().cloned().collect()).await?;
-        for paying in found.values_mut() {
-            paying.lines = lines.remove(&paying.order.id).unwrap_or_default();
         }
         Ok(found)
     }
@@ -303,6 +307,20 @@ impl Paying {
             .filter(|(_, p, status)| p == provider && status == payment_status::PREPARED)
             .map(|(id, _, _)| id.as_str())
     }
+}
+
+/// Prefix of the line columns in [`Paying::load_many`]'s rows.
+const LINE: &str = "line_";
+
+/// `i.col AS line_col, …` for every `order_items` column.
+fn line_columns() -> &'static str {
+    static COLUMNS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    COLUMNS.get_or_init(|| {
+        order_items::Column::iter()
+            .map(|c| format!("i.{0} AS {LINE}{0}", c.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
 }
 
 /// An order to read for paying or confirming, with the reads arriving meanwhile.

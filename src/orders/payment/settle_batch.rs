@@ -1,6 +1,7 @@
 //! Settling ordinary captures by group commit: the confirmations that arrive while the previous
-//! batch is in the database are settled together — their orders locked and checked once, moved
-//! to `CONFIRMED` by one conditional statement, and their sales, tickets, payment rows and
+//! batch is in the database are settled together — their orders moved to `CONFIRMED` by one
+//! conditional statement (if it cannot move them all, the batch is decided again with the orders
+//! locked and checked first), and their sales, tickets, payment rows and
 //! mails written with multi-row statements. Whatever the batch cannot confirm (the order ended
 //! or moved meanwhile, a second capture of one order, a payment row that changed) goes back to
 //! [`super::flow::settle`]'s one-order transaction, which knows every other ending.
@@ -55,11 +56,13 @@ pub fn flush(jobs: Vec<Job>) -> FlushFuture<Option<OrderChange>> {
         };
         let state = first.state.clone();
         let jobs = Arc::new(jobs);
-        let batch = db::write_tx(&state.db, |tx| {
-            let jobs = jobs.clone();
-            Box::pin(async move { confirm_all(tx, &jobs).await })
-        })
-        .await;
+        // Optimistic first: the conditional UPDATE alone decides, and when it moves every
+        // order (an ordinary crowd) nothing else was needed; when it does not, the batch is
+        // rolled back and decided again with the orders locked and read first.
+        let mut batch = attempt(&state, &jobs, false).await;
+        if matches!(&batch, Err(e) if e.code() == ORDER_MOVED) {
+            batch = attempt(&state, &jobs, true).await;
+        }
         match batch {
             Ok(answers) => answers.into_iter().map(Ok).collect(),
             Err(e) => {
@@ -73,10 +76,28 @@ pub fn flush(jobs: Vec<Job>) -> FlushFuture<Option<OrderChange>> {
     })
 }
 
-/// The batch's transaction.
+/// One transaction of [`confirm_all`] over the whole batch.
+async fn attempt(
+    state: &AppState,
+    jobs: &Arc<Vec<Job>>,
+    locked: bool,
+) -> AppResult<Vec<Option<OrderChange>>> {
+    db::write_tx(&state.db, |tx| {
+        let jobs = jobs.clone();
+        Box::pin(async move { confirm_all(tx, &jobs, locked).await })
+    })
+    .await
+}
+
+/// The error that rolls an optimistic batch back to be decided again with the orders locked.
+const ORDER_MOVED: &str = "batch_order_moved";
+
+/// The batch's transaction. Not `locked`, every candidate is assumed still open and it fails
+/// with [`ORDER_MOVED`] (rolling everything back) when the conditional UPDATE says otherwise.
 async fn confirm_all(
     tx: &DatabaseTransaction,
     jobs: &[Job],
+    locked: bool,
 ) -> AppResult<Vec<Option<OrderChange>>> {
     let mut answers: Vec<Option<OrderChange>> = jobs.iter().map(|_| None).collect();
     let Some(now) = jobs.iter().map(|j| j.now).max() else {
@@ -88,11 +109,15 @@ async fn confirm_all(
         .iter()
         .filter(|j| seen.insert(j.paying.order.id.as_str()))
         .collect();
-    let open = lock_open_orders(tx, &candidates, now).await?;
-    let winners: Vec<&Job> = candidates
-        .into_iter()
-        .filter(|j| open.contains(&j.paying.order.id))
-        .collect();
+    let winners: Vec<&Job> = if locked {
+        let open = lock_open_orders(tx, &candidates, now).await?;
+        candidates
+            .into_iter()
+            .filter(|j| open.contains(&j.paying.order.id))
+            .collect()
+    } else {
+        candidates
+    };
     if winners.is_empty() {
         return Ok(answers);
     }
@@ -107,6 +132,12 @@ async fn confirm_all(
         })
         .collect();
     if !effects::confirm_paid(tx, &paid, now).await? {
+        if !locked {
+            return Err(AppError::conflict(
+                ORDER_MOVED,
+                "An order of the batch ended or moved before it was settled.",
+            ));
+        }
         // Its event was canceled meanwhile (the rows themselves are locked): roll back.
         return Err(AppError::internal(anyhow::anyhow!(
             "an order of the settling batch could not be confirmed"
