@@ -154,9 +154,7 @@ where
                 ),
                 None => None,
             };
-            let tx = db
-                .begin_with_options(write_options(db.get_database_backend()))
-                .await?;
+            let tx = begin(db).await?;
             let value = f(&tx).await?;
             tx.commit().await?;
             Ok(value)
@@ -166,6 +164,28 @@ where
             Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
                 let jitter = rand::random::<u64>() % (5 * u64::from(attempt));
                 tokio::time::sleep(Duration::from_millis(2 * u64::from(attempt) + jitter)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Begins a write transaction. A pooled connection that died since its last use (it is lent
+/// without a ping when it was idle only briefly, see `ping_if_idle`) fails at `BEGIN`, before
+/// anything was written: it is dropped and `BEGIN` is tried on the next one, at most once per
+/// connection the pool holds (after a database restart every idle one is dead), then on a new one.
+async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let options = || write_options(db.get_database_backend());
+    let pooled = match db.get_database_backend() {
+        DbBackend::MySql => db.get_mysql_connection_pool().size(),
+        _ => 0,
+    };
+    let mut tries = 0;
+    loop {
+        match db.begin_with_options(options()).await {
+            Err(e) if connection_lost(&e) && tries <= pooled => {
+                tries += 1;
+                tracing::info!(error = %e, "a pooled connection was gone at BEGIN; trying another");
             }
             other => return other,
         }

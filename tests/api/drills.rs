@@ -94,6 +94,37 @@ async fn with_the_database_unreachable_requests_get_clear_503s_and_the_service_r
     shop::assert_stock_consistent(&app).await;
 }
 
+#[tokio::test]
+async fn a_write_after_the_database_dropped_every_connection_is_served_on_a_fresh_one() {
+    if mysql_base_url().is_none() {
+        // An embedded SQLite file has no connections to lose; this is a MariaDB drill.
+        return;
+    }
+    let db = TestDb::create().await;
+    let proxy = FlakyProxy::start(&db.url).await;
+    let app = TestApp::spawn_on(
+        db,
+        Spawn {
+            database_url: Some(proxy.url.clone()),
+            ..Spawn::default()
+        },
+    )
+    .await;
+    let shop = Shop::open(&app).await;
+    let ticket = shop.ticket(&app, 10).await;
+    let buyer = app.user().await;
+    let first = shop::place(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await;
+    shop::confirm(&app, &buyer, &shop::id(&first)).await;
+
+    // Every pooled connection is now dead, and those used a moment ago are lent without a ping:
+    // the checkout's BEGIN finds that out and moves on to a live connection instead of a 503.
+    proxy.drop_connections().await;
+    let again = shop::place(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await;
+    assert_eq!(again["status"], "PENDING");
+    shop::confirm(&app, &buyer, &shop::id(&again)).await;
+    shop::assert_stock_consistent(&app).await;
+}
+
 /// A real `boxoffice serve` process over the test's database (and Redis, with its key prefix).
 struct Process {
     child: tokio::process::Child,

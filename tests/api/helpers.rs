@@ -946,6 +946,16 @@ impl FlakyProxy {
         }
     }
 
+    /// Drops every open connection, as a database restart does, and waits until they are closed;
+    /// new connections are accepted throughout.
+    pub async fn drop_connections(&self) {
+        let links: Vec<_> = self.links.lock().expect("links").drain(..).collect();
+        for link in links {
+            link.abort();
+            let _ = link.await;
+        }
+    }
+
     /// Accepts connections again.
     pub fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
