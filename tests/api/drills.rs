@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{FlakyProxy, Spawn, TestApp, TestDb, assert_problem, mysql_base_url},
+    helpers::{FlakyProxy, Spawn, TestApp, TestDb, TestUser, assert_problem, mysql_base_url},
     shop::{self, Shop},
 };
 
@@ -33,21 +33,13 @@ async fn with_the_database_unreachable_requests_get_clear_503s_and_the_service_r
         // An embedded SQLite file cannot become unreachable; this is a MariaDB drill.
         return;
     }
-    let db = TestDb::create().await;
-    let proxy = FlakyProxy::start(&db.url).await;
-    let app = TestApp::spawn_on(
-        db,
-        Spawn {
-            database_url: Some(proxy.url.clone()),
-            ..Spawn::default()
-        },
-    )
-    .await;
-    let shop = Shop::open(&app).await;
-    let ticket = shop.ticket(&app, 10).await;
-    let buyer = app.user().await;
-    let paid = shop::place(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await;
-    shop::confirm(&app, &buyer, &shop::id(&paid)).await;
+    let Paid {
+        app,
+        proxy,
+        ticket,
+        buyer,
+        order: paid,
+    } = one_paid_order_behind_a_proxy().await;
 
     proxy.cut();
     let ready = app.get("/readyz").await;
@@ -100,6 +92,34 @@ async fn a_write_after_the_database_dropped_every_connection_is_served_on_a_fres
         // An embedded SQLite file has no connections to lose; this is a MariaDB drill.
         return;
     }
+    let Paid {
+        app,
+        proxy,
+        ticket,
+        buyer,
+        ..
+    } = one_paid_order_behind_a_proxy().await;
+
+    // Every pooled connection is now dead, and those used a moment ago are lent without a ping:
+    // the checkout's BEGIN finds that out and moves on to a live connection instead of a 503.
+    proxy.drop_connections().await;
+    let again = shop::place(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await;
+    assert_eq!(again["status"], "PENDING");
+    shop::confirm(&app, &buyer, &shop::id(&again)).await;
+    shop::assert_stock_consistent(&app).await;
+}
+
+/// An app whose database connections go through a [`FlakyProxy`], with a ticket on sale and a
+/// buyer who has paid for one.
+struct Paid {
+    app: TestApp,
+    proxy: FlakyProxy,
+    ticket: String,
+    buyer: TestUser,
+    order: Value,
+}
+
+async fn one_paid_order_behind_a_proxy() -> Paid {
     let db = TestDb::create().await;
     let proxy = FlakyProxy::start(&db.url).await;
     let app = TestApp::spawn_on(
@@ -113,16 +133,15 @@ async fn a_write_after_the_database_dropped_every_connection_is_served_on_a_fres
     let shop = Shop::open(&app).await;
     let ticket = shop.ticket(&app, 10).await;
     let buyer = app.user().await;
-    let first = shop::place(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await;
-    shop::confirm(&app, &buyer, &shop::id(&first)).await;
-
-    // Every pooled connection is now dead, and those used a moment ago are lent without a ping:
-    // the checkout's BEGIN finds that out and moves on to a live connection instead of a 503.
-    proxy.drop_connections().await;
-    let again = shop::place(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await;
-    assert_eq!(again["status"], "PENDING");
-    shop::confirm(&app, &buyer, &shop::id(&again)).await;
-    shop::assert_stock_consistent(&app).await;
+    let order = shop::place(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await;
+    shop::confirm(&app, &buyer, &shop::id(&order)).await;
+    Paid {
+        app,
+        proxy,
+        ticket,
+        buyer,
+        order,
+    }
 }
 
 /// A real `boxoffice serve` process over the test's database (and Redis, with its key prefix).
