@@ -4,7 +4,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use time::Duration;
 
-use crate::helpers::{PASSWORD, TestApp, assert_problem};
+use crate::helpers::{PASSWORD, TestApp, assert_problem, eventually};
 
 /// `PATCH` JSON with a Bearer token.
 pub(crate) async fn patch_as(app: &TestApp, path: &str, token: &str, body: &Value) -> Response {
@@ -42,18 +42,6 @@ pub(crate) async fn user_id(app: &TestApp, token: &str) -> String {
         .as_str()
         .expect("id")
         .to_owned()
-}
-
-/// Polls `check` until it holds, failing after a deadline (pub/sub is asynchronous).
-pub(crate) async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
 }
 
 /// Waits until `peer` receives what `first` publishes, so a test does not race the peer's Redis

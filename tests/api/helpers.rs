@@ -866,6 +866,19 @@ impl Browser {
     }
 }
 
+/// Polls `check` until it holds, failing after a deadline: for effects another task or instance
+/// makes in the background (pub/sub, the ticker, workers), never as a plain sleep.
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Asserts a problem+json answer with the given status and code; returns the body.
 pub async fn assert_problem(response: Response, status: StatusCode, code: &str) -> Value {
     let actual = response.status();

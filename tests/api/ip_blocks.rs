@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime, format_description::well_known::Rfc3339};
 
 use crate::{
-    admin_users::{delete_as, eventually, get_json, user_id, wait_until_peer_listens},
-    helpers::{Spawn, TestApp, assert_problem},
+    admin_users::{delete_as, get_json, user_id, wait_until_peer_listens},
+    helpers::{Spawn, TestApp, assert_problem, eventually},
 };
 
 /// Requests through a trusted proxy on 127.0.0.1 that says who the client is.

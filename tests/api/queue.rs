@@ -6,7 +6,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{TestApp, TestUser, assert_problem},
+    helpers::{TestApp, TestUser, assert_problem, eventually},
     shop::Shop,
 };
 
@@ -86,19 +86,6 @@ pub async fn until_admitted(app: &TestApp, event_id: &str, token: &str) -> Value
             tokio::time::Instant::now() < deadline,
             "not admitted in time: {body}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Polls until the condition holds (for the ticker's background effects).
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

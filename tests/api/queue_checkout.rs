@@ -5,8 +5,8 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{TestApp, TestUser, assert_problem},
-    queue::{eventually, join, queued_shop, stats, status_by_token, until_admitted},
+    helpers::{TestApp, TestUser, assert_problem, eventually},
+    queue::{join, queued_shop, stats, status_by_token, until_admitted},
     shop::{Shop, cancel, confirm},
 };
 

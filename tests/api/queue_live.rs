@@ -10,8 +10,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
 
 use crate::{
-    helpers::{FlakyProxy, Spawn, TestApp, TestUser, assert_problem, single_redis_url},
-    queue::{eventually, join, queued_shop, status, status_by_token, until_admitted},
+    helpers::{FlakyProxy, Spawn, TestApp, TestUser, assert_problem, eventually, single_redis_url},
+    queue::{join, queued_shop, status, status_by_token, until_admitted},
 };
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
