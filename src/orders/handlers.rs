@@ -39,14 +39,15 @@ pub async fn create_order(
     headers: HeaderMap,
     ApiJson(request): ApiJson<OrderRequest>,
 ) -> Response {
-    idempotency::run(
+    idempotency::run_recoverable(
         &state,
         &user.user_id,
         "POST /orders",
         &headers,
         &request,
         StatusCode::CREATED,
-        || checkout::place(&state, &headers, &user, request.clone()),
+        |order_id| checkout::place(&state, &headers, &user, request.clone(), order_id),
+        |order_id| history::find(&state, &user.user_id, order_id),
     )
     .await
 }

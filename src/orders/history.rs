@@ -104,6 +104,19 @@ pub async fn own_order(
 }
 
 /// One of the buyer's orders.
+/// One of the buyer's orders if it exists (`None` also for someone else's).
+pub async fn find(
+    state: &AppState,
+    user_id: &str,
+    order_id: String,
+) -> AppResult<Option<OrderView>> {
+    match get(state, user_id, &order_id).await {
+        Ok(view) => Ok(Some(view)),
+        Err(e) if e.status() == axum::http::StatusCode::NOT_FOUND => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 pub async fn get(state: &AppState, user_id: &str, order_id: &str) -> AppResult<OrderView> {
     let order = own_order(state, user_id, order_id).await?;
     view::present_all(&state.db, vec![order])

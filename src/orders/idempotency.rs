@@ -3,6 +3,14 @@
 //! stored status and body; the same key with another body → 422 `idempotency_key_reused`; while
 //! the first is in flight → 409 `idempotency_key_in_use`. Server errors release the key so the
 //! client may retry.
+//!
+//! A server error can hide work that was done: an I/O error on `COMMIT` answers 503 although the
+//! order may be in the database. Work whose result can be looked up ([`run_recoverable`]) is
+//! therefore given the claim's id to name what it creates (the order's id), and before a key is
+//! released after a server error, or while a retry finds it in flight, the result is looked up by
+//! that id: found, it becomes the key's stored answer (201), so a retry never places a second
+//! order. If even the look-up fails, the key stays claimed — a retry hears
+//! `idempotency_key_in_use` until the claim is abandoned — rather than be released blindly.
 
 use std::future::Future;
 
@@ -42,7 +50,8 @@ const ABANDONED_AFTER: Duration = Duration::seconds(60);
 const MAX_STORED: usize = 256 * 1024;
 
 /// Runs `work` at most once per `(user, route, Idempotency-Key)`; without the header it just runs.
-/// `request` is what identifies the body (hashed with the route).
+/// `request` is what identifies the body (hashed with the route). For work that is idempotent
+/// on its own (paying an order), so a server error may simply release the key.
 pub async fn run<T, F, Fut>(
     state: &AppState,
     user_id: &str,
@@ -57,12 +66,46 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = AppResult<T>>,
 {
+    let nothing = |_: String| async { AppResult::<Option<T>>::Ok(None) };
+    run_recoverable(
+        state,
+        user_id,
+        route,
+        headers,
+        request,
+        success,
+        |_| work(),
+        nothing,
+    )
+    .await
+}
+
+/// Like [`run`], for work that creates something: `work` gets the id to give it when a key is
+/// sent (`None` without one), and `recover` finds it by that id (`Ok(None)`: nothing was made).
+#[allow(clippy::too_many_arguments)] // one call site per route; a struct would only rename them
+pub async fn run_recoverable<T, F, Fut, R, RFut>(
+    state: &AppState,
+    user_id: &str,
+    route: &str,
+    headers: &HeaderMap,
+    request: &impl Serialize,
+    success: StatusCode,
+    work: F,
+    recover: R,
+) -> Response
+where
+    T: Serialize,
+    F: FnOnce(Option<String>) -> Fut,
+    Fut: Future<Output = AppResult<T>>,
+    R: Fn(String) -> RFut,
+    RFut: Future<Output = AppResult<Option<T>>>,
+{
     let respond = |result: AppResult<T>| match result {
         Ok(value) => (success, axum::Json(value)).into_response(),
         Err(e) => e.into_response(),
     };
     let key = match key_of(headers) {
-        Ok(None) => return respond(work().await),
+        Ok(None) => return respond(work(None).await),
         Ok(Some(key)) => key,
         Err(e) => return e.into_response(),
     };
@@ -72,21 +115,48 @@ where
     hasher.update([0]);
     hasher.update(&body);
     let hash = hex(&hasher.finalize());
-    let claim = match claim(&state.db, user_id, route, &key, &hash, state.clock.now()).await {
+    let now = state.clock.now();
+    let claim = match claim(&state.db, user_id, route, &key, &hash, now, &recover).await {
         Ok(claim) => claim,
         Err(e) => return e.into_response(),
     };
     let id = match claim {
         Claim::Replay { status, body } => return replay(status, body),
+        Claim::Recovered { id, value } => {
+            let mut response = finish(&state.db, &id, respond(Ok(value))).await;
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            return response;
+        }
         Claim::Mine(id) => id,
     };
-    let response = respond(work().await);
-    finish(&state.db, &id, response).await
+    let result = match work(Some(id.clone())).await {
+        Err(e) if e.status().is_server_error() => match recover(id.clone()).await {
+            // The error came after the work was done (its commit's answer was lost).
+            Ok(Some(value)) => Ok(value),
+            Ok(None) => Err(e),
+            Err(lookup) => {
+                tracing::warn!(error = %lookup, "outcome unknown; the idempotency key stays claimed");
+                return e.into_response();
+            }
+        },
+        other => other,
+    };
+    finish(&state.db, &id, respond(result)).await
 }
 
-enum Claim {
+enum Claim<T> {
     Mine(String),
-    Replay { status: u16, body: String },
+    Replay {
+        status: u16,
+        body: String,
+    },
+    /// An in-flight claim whose work turned out to be done.
+    Recovered {
+        id: String,
+        value: T,
+    },
 }
 
 fn key_of(headers: &HeaderMap) -> AppResult<Option<String>> {
@@ -107,14 +177,19 @@ fn key_of(headers: &HeaderMap) -> AppResult<Option<String>> {
     Ok(Some(key.to_owned()))
 }
 
-async fn claim(
+async fn claim<T, R, RFut>(
     db: &DatabaseConnection,
     user_id: &str,
     route: &str,
     key: &str,
     hash: &str,
     now: OffsetDateTime,
-) -> AppResult<Claim> {
+    recover: &R,
+) -> AppResult<Claim<T>>
+where
+    R: Fn(String) -> RFut,
+    RFut: Future<Output = AppResult<Option<T>>>,
+{
     // Two rounds at most: the second after clearing an expired or abandoned record.
     for _ in 0..2 {
         let id = uuid::Uuid::now_v7().to_string();
@@ -145,8 +220,17 @@ async fn claim(
         else {
             continue;
         };
-        let stale =
-            existing.status_code.is_none() && from_db(existing.created_at) + ABANDONED_AFTER <= now;
+        let in_flight = existing.status_code.is_none();
+        if in_flight && existing.request_hash == hash && from_db(existing.expires_at) > now {
+            // Its work may be done although its answer was lost (or is about to be stored).
+            if let Some(value) = recover(existing.id.clone()).await? {
+                return Ok(Claim::Recovered {
+                    id: existing.id,
+                    value,
+                });
+            }
+        }
+        let stale = in_flight && from_db(existing.created_at) + ABANDONED_AFTER <= now;
         if from_db(existing.expires_at) <= now || stale {
             // Conditional on the row we saw, so two takers cannot both win.
             idempotency_keys::Entity::delete_many()

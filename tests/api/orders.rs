@@ -2,10 +2,10 @@
 
 use boxoffice::{
     catalog::products::stock,
-    db::entities::{events, orders, products, seats, stock_movements},
+    db::entities::{events, idempotency_keys, orders, products, seats, stock_movements},
 };
 use reqwest::StatusCode;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, sea_query::Expr};
 use serde_json::{Value, json};
 
 use crate::{
@@ -654,6 +654,61 @@ async fn sales_must_be_open_and_the_event_live() {
         "validation_failed",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_retry_whose_first_answer_was_lost_gets_the_order_that_was_placed_not_a_second_one() {
+    let app = TestApp::spawn().await;
+    let shop = Shop::open(&app).await;
+    let ticket = shop.ticket(&app, 10).await;
+    let buyer = app.user().await;
+    let send = || {
+        app.client
+            .post(app.url("/orders"))
+            .bearer_auth(&buyer.access_token)
+            .header("Idempotency-Key", "lost-answer")
+            .json(&json!({"items": [{"product_id": ticket, "quantity": 2}]}))
+            .send()
+    };
+    let first = send().await.expect("request");
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.expect("json");
+    // The order committed but its answer never reached the key (the commit's reply was lost, or
+    // the instance died right after): the key looks in flight.
+    let forget_answer = || async {
+        idempotency_keys::Entity::update_many()
+            .col_expr(
+                idempotency_keys::Column::StatusCode,
+                Expr::value(None::<i32>),
+            )
+            .col_expr(
+                idempotency_keys::Column::Response,
+                Expr::value(None::<String>),
+            )
+            .exec(&app.state.db)
+            .await
+            .expect("update");
+    };
+    forget_answer().await;
+    let retry = send().await.expect("request");
+    assert_eq!(retry.status(), StatusCode::CREATED);
+    assert!(retry.headers().contains_key("idempotent-replayed"));
+    let retry: Value = retry.json().await.expect("json");
+    assert_eq!(retry["id"], first["id"]);
+
+    // Long after, when the claim counts as abandoned, a retry still finds the order.
+    forget_answer().await;
+    app.clock.advance(time::Duration::minutes(2));
+    let late = send().await.expect("request");
+    assert_eq!(late.status(), StatusCode::CREATED);
+    let late: Value = late.json().await.expect("json");
+    assert_eq!(late["id"], first["id"]);
+    assert_eq!(
+        remaining(&app, &shop.organizer.access_token, &ticket).await,
+        8,
+        "one order, not two"
+    );
+    assert_stock_consistent(&app).await;
 }
 
 #[tokio::test]

@@ -43,6 +43,8 @@ pub struct Job {
     pub event: events::Model,
     /// The buyer.
     pub user_id: String,
+    /// The id the order gets (chosen before, so an idempotent retry can look it up).
+    pub order_id: String,
     /// When the buyer asked.
     pub now: OffsetDateTime,
 }
@@ -61,13 +63,14 @@ pub fn batchable(plan: &Plan) -> bool {
 /// Places one order in a transaction of its own.
 pub async fn single(job: &Job) -> AppResult<Placed> {
     db::write_tx(&job.state.db, |tx| {
-        let (plan, event, user_id, now) = (
+        let (plan, event, user_id, order_id, now) = (
             job.plan.clone(),
             job.event.clone(),
             job.user_id.clone(),
+            job.order_id.clone(),
             job.now,
         );
-        Box::pin(async move { execute(tx, &plan, &event, &user_id, now).await })
+        Box::pin(async move { execute(tx, &plan, &event, &user_id, &order_id, now).await })
     })
     .await
 }
@@ -190,10 +193,10 @@ async fn place_all(
     let no_seats = HashMap::new();
     for &i in &winners {
         let job = &jobs[i];
-        let order_id = uuid::Uuid::now_v7().to_string();
-        let order = order_row(&job.plan, &job.event, &job.user_id, &order_id, job.now);
-        let lines = line_rows(&job.plan, &order_id, &job.event.id, &no_preorder, &no_seats);
-        ledger_rows.extend(hold_rows(&job.plan, &job.event.id, &order_id, job.now));
+        let order_id = &job.order_id;
+        let order = order_row(&job.plan, &job.event, &job.user_id, order_id, job.now);
+        let lines = line_rows(&job.plan, order_id, &job.event.id, &no_preorder, &no_seats);
+        ledger_rows.extend(hold_rows(&job.plan, &job.event.id, order_id, job.now));
         item_rows.extend(lines.iter().cloned());
         order_rows.push(order.clone());
         answers[i] = Some(Ok((order, lines)));

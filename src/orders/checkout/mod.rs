@@ -96,6 +96,7 @@ pub async fn place(
     headers: &HeaderMap,
     user: &AuthUser,
     request: OrderRequest,
+    order_id: Option<String>,
 ) -> AppResult<OrderView> {
     plan::check_shape(&request)?;
     let now = state.clock.now();
@@ -115,6 +116,7 @@ pub async fn place(
         plan,
         event,
         user_id: user.user_id.clone(),
+        order_id: order_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
         now,
     };
     let event_id = job.event.id.clone();
@@ -243,10 +245,11 @@ async fn execute(
     plan: &Plan,
     event: &events::Model,
     user_id: &str,
+    order_id: &str,
     now: OffsetDateTime,
 ) -> AppResult<(orders::Model, Vec<order_items::Model>)> {
     let backend = tx.get_database_backend();
-    let order_id = uuid::Uuid::now_v7().to_string();
+    let order_id = order_id.to_owned();
     let at = to_db(now);
     let order = order_row(plan, event, user_id, &order_id, now);
     orders::Entity::insert(orders::ActiveModel::from(order.clone()))
