@@ -869,7 +869,7 @@ impl Browser {
 /// Polls `check` until it holds, failing after a deadline: for effects another task or instance
 /// makes in the background (pub/sub, the ticker, workers), never as a plain sleep.
 pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         if check().await {
             return;
@@ -911,6 +911,59 @@ pub struct FlakyProxy {
     pub url: String,
     up: Arc<std::sync::atomic::AtomicBool>,
     links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    trap: CommitTrap,
+}
+
+/// Armed with some bytes (a statement's text or a value it binds), the next MySQL `COMMIT` of a
+/// transaction that sent them reaches the server, and its answer is swallowed as the connection
+/// drops.
+type CommitTrap = Arc<Mutex<Option<Vec<u8>>>>;
+
+/// Relays one connection both ways, springing the [`CommitTrap`] when it matches.
+async fn relay(
+    mut inbound: tokio::net::TcpStream,
+    mut outbound: tokio::net::TcpStream,
+    trap: CommitTrap,
+) {
+    use tokio::io::AsyncReadExt;
+    // A MySQL text query: one byte of command (COM_QUERY) and the statement.
+    const COMMIT: &[u8] = b"\x03COMMIT";
+    const BEGIN: &[u8] = b"\x03BEGIN";
+    let contains =
+        |haystack: &[u8], needle: &[u8]| haystack.windows(needle.len()).any(|w| w == needle);
+    let (mut client_in, mut client_out) = inbound.split();
+    let (mut server_in, mut server_out) = outbound.split();
+    let (mut up, mut down) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    let mut marked = false;
+    loop {
+        tokio::select! {
+            read = client_in.read(&mut up) => {
+                let Ok(n @ 1..) = read else { return };
+                let chunk = &up[..n];
+                let armed = trap.lock().expect("trap").clone();
+                if let Some(marker) = armed {
+                    // Only what the transaction itself sent counts.
+                    if contains(chunk, BEGIN) {
+                        marked = false;
+                    }
+                    marked |= contains(chunk, &marker);
+                    if marked && contains(chunk, COMMIT) {
+                        trap.lock().expect("trap").take();
+                        if server_out.write_all(chunk).await.is_ok() {
+                            // The server commits and answers; the client never hears it.
+                            let _ = server_in.read(&mut down).await;
+                        }
+                        return;
+                    }
+                }
+                if server_out.write_all(chunk).await.is_err() { return; }
+            }
+            read = server_in.read(&mut down) => {
+                let Ok(n @ 1..) = read else { return };
+                if client_out.write_all(&down[..n]).await.is_err() { return; }
+            }
+        }
+    }
 }
 
 impl FlakyProxy {
@@ -927,16 +980,17 @@ impl FlakyProxy {
         let port = listener.local_addr().expect("addr").port();
         let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-        let (accept_up, accept_links) = (up.clone(), links.clone());
+        let trap = CommitTrap::default();
+        let (accept_up, accept_links, accept_trap) = (up.clone(), links.clone(), trap.clone());
         tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 if !accept_up.load(Ordering::SeqCst) {
                     continue;
                 }
-                let target = target.clone();
+                let (target, trap) = (target.clone(), accept_trap.clone());
                 let link = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    if let Ok(outbound) = tokio::net::TcpStream::connect(&target).await {
+                        relay(inbound, outbound, trap).await;
                     }
                 });
                 accept_links.lock().expect("links").push(link);
@@ -948,7 +1002,20 @@ impl FlakyProxy {
             url: url.to_string().trim_end_matches('/').to_owned(),
             up,
             links,
+            trap,
         }
+    }
+
+    /// The next `COMMIT` of a MySQL transaction that sent `marker` (in a statement's text or
+    /// a bound value) is carried out by the server, but its answer is lost with the connection:
+    /// the client cannot tell whether the transaction committed.
+    pub fn lose_the_answer_to_the_commit_after(&self, marker: &str) {
+        *self.trap.lock().expect("trap") = Some(marker.as_bytes().to_vec());
+    }
+
+    /// Whether the armed trap has been sprung.
+    pub fn trap_sprung(&self) -> bool {
+        self.trap.lock().expect("trap").is_none()
     }
 
     /// Drops every connection and refuses new ones.
