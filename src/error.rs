@@ -302,6 +302,7 @@ impl From<sea_orm::DbErr> for AppError {
             return mapped;
         }
         if crate::db::is_unavailable(&err) {
+            crate::db::note_failure(&err);
             tracing::warn!(error = %err, "database unavailable");
             let mut mapped = Self::unavailable("The database is busy or unreachable; try again.");
             mapped.retryable = crate::db::is_retryable(&err);

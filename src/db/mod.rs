@@ -8,7 +8,10 @@ use std::{
     future::Future,
     path::PathBuf,
     pin::Pin,
-    sync::{Arc, LazyLock, Mutex},
+    sync::{
+        Arc, LazyLock, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -102,12 +105,40 @@ fn without_reaper<DB: sea_orm::sqlx::Database>(
 /// A connection back in the pool for less than this is lent without a ping.
 const PING_IF_IDLE_FOR: Duration = Duration::from_millis(500);
 
+/// How long after a statement found its connection dead every loan pings first.
+const DISTRUST_FOR: Duration = Duration::from_secs(5);
+
+/// Milliseconds after [`EPOCH`] until which pooled connections are distrusted (0: never).
+static DISTRUST_UNTIL: AtomicU64 = AtomicU64::new(0);
+static EPOCH: LazyLock<std::time::Instant> = LazyLock::new(std::time::Instant::now);
+
+fn millis_since_epoch() -> u64 {
+    u64::try_from(EPOCH.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Notes a failed statement: if its connection was found dead, the others that were pooled with
+/// it probably are too (the database restarted, or the network dropped them all), so for a while
+/// every loan pings first and a dead connection is replaced instead of failing one more request.
+/// Process-wide rather than per pool: a needless ping costs a round trip, a missed one a 503.
+pub fn note_failure(err: &DbErr) {
+    if connection_lost(err) {
+        let until = millis_since_epoch().saturating_add(DISTRUST_FOR.as_millis() as u64);
+        DISTRUST_UNTIL.fetch_max(until, Ordering::Relaxed);
+    }
+}
+
+fn distrusted() -> bool {
+    DISTRUST_UNTIL.load(Ordering::Relaxed) > millis_since_epoch()
+}
+
 /// The pool pings a connection before lending it only if it sat idle for `PING_IF_IDLE_FOR`
 /// (HikariCP's "alive bypass window"). sqlx's default pings before every loan, and it also pings
 /// every connection it takes back: under a sale that was two extra round trips, each waking the
 /// database, per transaction. A connection used a moment ago was alive then, and sqlx's ping on
 /// release has just checked it again; one that died since fails its next statement, which answers
-/// 503 `service_unavailable` (see `is_unavailable`), and is dropped by that ping on release.
+/// 503 `service_unavailable` (see `is_unavailable`), and is dropped by that ping on release — and
+/// then, for a few seconds, every loan pings (`note_failure`), so a database restart costs one
+/// such 503 rather than one per pooled connection.
 fn ping_if_idle<DB: sea_orm::sqlx::Database>(
     options: sea_orm::sqlx::pool::PoolOptions<DB>,
 ) -> sea_orm::sqlx::pool::PoolOptions<DB> {
@@ -115,7 +146,7 @@ fn ping_if_idle<DB: sea_orm::sqlx::Database>(
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {
-                if meta.idle_for >= PING_IF_IDLE_FOR {
+                if meta.idle_for >= PING_IF_IDLE_FOR || distrusted() {
                     sea_orm::sqlx::Connection::ping(conn).await?;
                 }
                 Ok(true)
@@ -184,6 +215,7 @@ async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
     loop {
         match db.begin_with_options(options()).await {
             Err(e) if connection_lost(&e) && tries <= pooled => {
+                note_failure(&e);
                 tries += 1;
                 tracing::info!(error = %e, "a pooled connection was gone at BEGIN; trying another");
             }
