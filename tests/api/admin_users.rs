@@ -48,7 +48,7 @@ pub(crate) async fn user_id(app: &TestApp, token: &str) -> String {
 /// subscription being set up (in process the bus is shared and this returns at once).
 pub(crate) async fn wait_until_peer_listens(first: &TestApp, peer: &TestApp) {
     let mut rx = peer.state.bus.subscribe();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         first
             .state
