@@ -277,6 +277,8 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
     };
     let redis_for_queue = redis.clone();
     let challenge = crate::queue::challenge::configured(config.queue_pow_bits);
+    let order_batches =
+        crate::orders::batches::Batches::start(config.order_batch_max, config.order_batch_workers);
     let oauth = crate::auth::oauth::OAuth::from_config(&config)?;
     let passkeys = crate::auth::webauthn::Passkeys::from_config(&config);
     let state = AppState(Arc::new(App {
@@ -312,7 +314,7 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
             .unwrap_or_else(crate::queue::gate::hooks),
         payments,
         checkout_catalog: Default::default(),
-        order_batches: crate::orders::batches::Batches::start(),
+        order_batches,
         queue: crate::queue::Queue::new(room, redis_for_queue, challenge),
     }));
     // Subscribe before the first load so a change made meanwhile still triggers a reload.

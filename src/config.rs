@@ -166,6 +166,10 @@ pub struct Config {
     pub database_read_url: Option<ServiceUrl>,
     /// Pool size; by backend when unset.
     pub database_pool_max: Option<u32>,
+    /// Most orders (or payment captures, or order reads) one group-commit batch writes; 1–64.
+    pub order_batch_max: usize,
+    /// Batches of one kind in the database at once, per instance; 1–8.
+    pub order_batch_workers: usize,
     /// Redis; in-process memory backend when unset.
     pub redis_url: Option<ServiceUrl>,
     /// Prefix of every Redis key and channel (several deployments on one Redis).
@@ -213,6 +217,8 @@ impl Default for Config {
             database_url: ServiceUrl("sqlite://boxoffice.db?mode=rwc".into()),
             database_read_url: None,
             database_pool_max: None,
+            order_batch_max: crate::orders::batches::MAX_BATCH,
+            order_batch_workers: 1,
             redis_url: None,
             redis_key_prefix: "bo:".into(),
             smtp_url: None,
@@ -315,6 +321,18 @@ impl Config {
         }
         if self.database_pool_max == Some(0) {
             return err("DATABASE_POOL_MAX", "must be at least 1".into());
+        }
+        if !(1..=crate::orders::batches::MAX_BATCH).contains(&self.order_batch_max) {
+            return err(
+                "ORDER_BATCH_MAX",
+                format!(
+                    "must be between 1 and {}",
+                    crate::orders::batches::MAX_BATCH
+                ),
+            );
+        }
+        if !(1..=8).contains(&self.order_batch_workers) {
+            return err("ORDER_BATCH_WORKERS", "must be between 1 and 8".into());
         }
         for (key, value) in [
             ("RATE_LIMIT_API_PER_IP", self.rate_limit_api_per_ip),
@@ -449,5 +467,47 @@ mod tests {
             error.to_string().contains("RATE_LIMIT_AUTH_PER_IP"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn batch_sizes_and_workers_outside_their_range_are_refused_with_their_key() {
+        for (config, key) in [
+            (
+                Config {
+                    order_batch_max: 0,
+                    ..Config::default()
+                },
+                "ORDER_BATCH_MAX",
+            ),
+            (
+                Config {
+                    order_batch_max: 65,
+                    ..Config::default()
+                },
+                "ORDER_BATCH_MAX",
+            ),
+            (
+                Config {
+                    order_batch_workers: 0,
+                    ..Config::default()
+                },
+                "ORDER_BATCH_WORKERS",
+            ),
+            (
+                Config {
+                    order_batch_workers: 9,
+                    ..Config::default()
+                },
+                "ORDER_BATCH_WORKERS",
+            ),
+        ] {
+            let error = config.validate().expect_err("out of range");
+            assert!(error.to_string().contains(key), "{error}");
+        }
+        let one = Config {
+            order_batch_max: 1,
+            ..Config::default()
+        };
+        assert!(one.validate().is_ok(), "1 turns group commit off");
     }
 }

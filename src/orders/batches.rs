@@ -12,15 +12,9 @@ use crate::{
     },
 };
 
-/// Workers per batcher. One: everything that arrives while a batch is in the database waits
-/// for the next batch, so under a crowd batches grow to what the database can take, and the
-/// statements, commits and round trips per order shrink. Two workers (each taking what arrived
-/// since the other started) made batches half as large; on the 2-core sell-out they sold
-/// 5–10 % fewer orders per second at a higher p99 (BENCHMARKS.md, 2026-12-05 evening).
-const WORKERS: usize = 1;
-
-/// Rows per read or insert batch.
-const READS: usize = 64;
+/// The largest batch of any kind: each multi-row statement stays far below any bind-parameter
+/// limit, and the id lists it pads (`db::padded`) stay within `db::MAX_LIST`.
+pub const MAX_BATCH: usize = crate::db::MAX_LIST;
 
 /// Checkout and payment settling in batches.
 pub struct Batches {
@@ -35,13 +29,20 @@ pub struct Batches {
 }
 
 impl Batches {
-    /// Starts the workers (inside the Tokio runtime).
-    pub fn start() -> Self {
+    /// Starts the workers (inside the Tokio runtime): batches of at most `max` (`ORDER_BATCH_MAX`),
+    /// `workers` of each kind (`ORDER_BATCH_WORKERS`). One worker is the default: everything that
+    /// arrives while a batch is in the database waits for the next batch, so under a crowd
+    /// batches grow to what the database can take, and the statements, commits and round trips
+    /// per order shrink. Two workers (each taking what arrived since the other started) made
+    /// batches half as large; on the 2-core sell-out they sold 5–10 % fewer orders per second at a
+    /// higher p99 (BENCHMARKS.md, 2026-12-05 evening).
+    pub fn start(max: usize, workers: usize) -> Self {
+        let max = max.clamp(1, MAX_BATCH);
         Self {
-            place: Batcher::spawn("place_order", place::MAX_BATCH, WORKERS, place::flush),
-            paying: Batcher::spawn("read_paying", READS, WORKERS, flow::read_batch),
-            prepared: Batcher::spawn("insert_prepared", READS, WORKERS, flow::insert_prepared),
-            settle: Batcher::spawn("settle_payment", settle::MAX_BATCH, WORKERS, settle::flush),
+            place: Batcher::spawn("place_order", max, workers, place::flush),
+            paying: Batcher::spawn("read_paying", max, workers, flow::read_batch),
+            prepared: Batcher::spawn("insert_prepared", max, workers, flow::insert_prepared),
+            settle: Batcher::spawn("settle_payment", max, workers, settle::flush),
         }
     }
 }

@@ -52,9 +52,6 @@ pub struct Job {
 /// A placed order and its lines.
 pub type Placed = (orders::Model, Vec<order_items::Model>);
 
-/// Orders per batch; each multi-row statement stays far below any bind-parameter limit.
-pub const MAX_BATCH: usize = 64;
-
 /// Whether a batch can place this plan: plain stock counters and per-user limits only.
 pub fn batchable(plan: &Plan) -> bool {
     plan.seats.is_empty() && plan.fallbacks.is_empty()

@@ -45,9 +45,6 @@ pub struct Job {
     pub now: OffsetDateTime,
 }
 
-/// Confirmations per batch.
-pub const MAX_BATCH: usize = 64;
-
 /// The change when the batch confirmed the order; `None`: settle it alone.
 pub fn flush(jobs: Vec<Job>) -> FlushFuture<Option<OrderChange>> {
     Box::pin(async move {
