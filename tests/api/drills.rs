@@ -169,6 +169,19 @@ async fn an_order_whose_commit_answer_was_lost_is_answered_with_that_order_and_p
         "one order: {mine}"
     );
     shop::confirm(&app, &buyer, &shop::id(&placed)).await;
+
+    // Without a key as well: the order the buyer is told about is the one that was placed.
+    proxy.lose_the_answer_to_the_commit_after(&buyer_id);
+    let unkeyed = shop::place(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await;
+    assert!(proxy.trap_sprung(), "the commit's answer was really lost");
+    let mine: Value = app
+        .get_as("/orders?status=PENDING", &buyer.access_token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(mine["items"][0]["id"], unkeyed["id"], "{mine}");
+    assert_eq!(mine["items"].as_array().map(Vec::len), Some(1));
     shop::assert_stock_consistent(&app).await;
 }
 

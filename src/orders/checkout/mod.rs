@@ -120,15 +120,31 @@ pub async fn place(
         now,
     };
     let event_id = job.event.id.clone();
-    let (order, lines) = if batch::batchable(&job.plan) {
-        state.order_batches.place.run(job).await?
+    let order_id = job.order_id.clone();
+    let placed = if batch::batchable(&job.plan) {
+        state.order_batches.place.run(job).await
     } else {
-        batch::single(&job).await?
+        batch::single(&job).await
+    };
+    let view = match placed {
+        Ok((order, lines)) => view::present(order, lines),
+        // An I/O error on COMMIT leaves the outcome unknown: the order may be in the database.
+        // Its id was chosen up front, so look: the buyer gets the order, not a 503 hiding it.
+        Err(e) if e.status().is_server_error() => {
+            match super::history::find(state, &user.user_id, order_id).await {
+                Ok(Some(view)) => {
+                    tracing::warn!(order = %view.id, error = %e, "order placed although its commit failed to answer");
+                    view
+                }
+                _ => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
     };
     metrics::counter!("boxoffice_orders_total", "result" => "placed").increment(1);
     metrics::counter!("boxoffice_funnel_total", "event" => event_id, "stage" => "ordered")
         .increment(1);
-    Ok(view::present(order, lines))
+    Ok(view)
 }
 
 /// Loads the catalog rows a request names: configuration only, never stock.
