@@ -103,7 +103,6 @@ pub async fn own_order(
         .ok_or_else(AppError::not_found)
 }
 
-/// One of the buyer's orders.
 /// One of the buyer's orders if it exists (`None` also for someone else's).
 pub async fn find(
     state: &AppState,
@@ -117,6 +116,7 @@ pub async fn find(
     }
 }
 
+/// One of the buyer's orders.
 pub async fn get(state: &AppState, user_id: &str, order_id: &str) -> AppResult<OrderView> {
     let order = own_order(state, user_id, order_id).await?;
     view::present_all(&state.db, vec![order])
