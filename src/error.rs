@@ -67,6 +67,8 @@ pub struct AppError {
     retry_after: Option<u64>,
     internal: Option<anyhow::Error>,
     retryable: bool,
+    /// The connection broke during `COMMIT`: the transaction may have committed.
+    commit_unknown: bool,
     // Boxed: rarely present, and every `Result` carries this type.
     extras: Option<Box<Extras>>,
 }
@@ -97,8 +99,20 @@ impl AppError {
             retry_after: None,
             internal: None,
             retryable: false,
+            commit_unknown: false,
             extras: None,
         }
+    }
+
+    /// Marks an error whose transaction may have committed (the answer to `COMMIT` was lost).
+    pub fn with_commit_unknown(mut self, unknown: bool) -> Self {
+        self.commit_unknown = unknown;
+        self
+    }
+
+    /// Whether the work this error reports may have been committed after all.
+    pub fn commit_outcome_unknown(&self) -> bool {
+        self.commit_unknown
     }
 
     /// Adds an extension member to the problem body (a token the client needs next).

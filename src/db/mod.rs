@@ -187,7 +187,10 @@ where
             };
             let tx = begin(db).await?;
             let value = f(&tx).await?;
-            tx.commit().await?;
+            tx.commit().await.map_err(|e| {
+                let unknown = connection_lost(&e);
+                crate::error::AppError::from(e).with_commit_unknown(unknown)
+            })?;
             Ok(value)
         }
         .await;

@@ -20,9 +20,10 @@ pub fn all_unavailable<R>(error: &AppError, jobs: usize) -> Option<Vec<AppResult
     (error.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE).then(|| {
         (0..jobs)
             .map(|_| {
-                Err(AppError::unavailable(
-                    "The database is busy or unreachable; try again.",
-                ))
+                Err(
+                    AppError::unavailable("The database is busy or unreachable; try again.")
+                        .with_commit_unknown(error.commit_outcome_unknown()),
+                )
             })
             .collect()
     })

@@ -7,8 +7,8 @@
 //! A server error can hide work that was done: an I/O error on `COMMIT` answers 503 although the
 //! order may be in the database. Work whose result can be looked up ([`run_recoverable`]) is
 //! therefore given the claim's id to name what it creates (the order's id), and before a key is
-//! released after a server error, or while a retry finds it in flight, the result is looked up by
-//! that id: found, it becomes the key's stored answer (201), so a retry never places a second
+//! released after an error whose commit is in doubt, or while a retry finds it in flight, the
+//! result is looked up by that id: found, it becomes the key's stored answer (201), so a retry never places a second
 //! order. If even the look-up fails, the key stays claimed — a retry hears
 //! `idempotency_key_in_use` until the claim is abandoned — rather than be released blindly.
 
@@ -132,7 +132,7 @@ where
         Claim::Mine(id) => id,
     };
     let result = match work(Some(id.clone())).await {
-        Err(e) if e.status().is_server_error() => match recover(id.clone()).await {
+        Err(e) if e.commit_outcome_unknown() => match recover(id.clone()).await {
             // The error came after the work was done (its commit's answer was lost).
             Ok(Some(value)) => Ok(value),
             Ok(None) => Err(e),

@@ -130,7 +130,7 @@ pub async fn place(
         Ok((order, lines)) => view::present(order, lines),
         // An I/O error on COMMIT leaves the outcome unknown: the order may be in the database.
         // Its id was chosen up front, so look: the buyer gets the order, not a 503 hiding it.
-        Err(e) if e.status().is_server_error() => {
+        Err(e) if e.commit_outcome_unknown() => {
             match super::history::find(state, &user.user_id, order_id).await {
                 Ok(Some(view)) => {
                     tracing::warn!(order = %view.id, error = %e, "order placed although its commit failed to answer");
