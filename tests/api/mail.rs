@@ -12,10 +12,23 @@ use crate::helpers::{MailSink, PASSWORD, Spawn, TestApp};
 
 #[tokio::test]
 async fn mail_waits_in_the_outbox_while_smtp_is_down_and_goes_out_later() {
-    // Reserve a port, close it: the relay is "down" until a sink listens there again.
-    let reserved = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = reserved.local_addr().expect("addr").port();
-    drop(reserved);
+    // The relay is "down": it hangs up on every connection before its greeting, until the sink
+    // takes over the same listener. (Closing a reserved port instead lets a parallel test bind
+    // it meanwhile, and the mail would go there.)
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (relay_up, up) = tokio::sync::oneshot::channel::<()>();
+    let down = tokio::spawn(async move {
+        tokio::pin!(up);
+        loop {
+            tokio::select! {
+                _ = &mut up => return listener,
+                accepted = listener.accept() => drop(accepted),
+            }
+        }
+    });
     let app = TestApp::spawn_with(Spawn {
         smtp_url: Some(format!("smtp://127.0.0.1:{port}")),
         ..Spawn::default()
@@ -50,10 +63,8 @@ async fn mail_waits_in_the_outbox_while_smtp_is_down_and_goes_out_later() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .expect("rebind");
-    let sink = MailSink::serve(listener);
+    relay_up.send(()).expect("the relay is down");
+    let sink = MailSink::serve(down.await.expect("listener"));
     app.clock.advance(Duration::minutes(5));
     let mails = sink.wait_for("later@example.com", 1).await;
     assert_eq!(mails[0].code().len(), 6);
