@@ -342,10 +342,13 @@ async fn a_provider_error_page_is_a_bad_gateway_not_a_500() {
 #[tokio::test]
 async fn an_unreachable_provider_answers_503_not_500() {
     let fake = FakeProvider::start().await;
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr").port()
-    };
+    // Bound but never listening: connections are refused, and no parallel test can take the
+    // port while this one runs (as it could if a listener were bound and dropped).
+    let refusing = tokio::net::TcpSocket::new_v4().expect("socket");
+    refusing
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let closed = refusing.local_addr().expect("addr").port();
     let mut oauth = fake.config();
     oauth.google.token_url = Some(format!("http://127.0.0.1:{closed}/token"));
     let app = TestApp::spawn_with(Spawn {
