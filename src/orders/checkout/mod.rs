@@ -130,13 +130,16 @@ pub async fn place(
         Ok((order, lines)) => view::present(order, lines),
         // An I/O error on COMMIT leaves the outcome unknown: the order may be in the database.
         // Its id was chosen up front, so look: the buyer gets the order, not a 503 hiding it.
+        // Found absent, the doubt is settled: the flag goes, so an Idempotency-Key above does
+        // not look again; a failed look-up keeps it, and the key stays claimed.
         Err(e) if e.commit_outcome_unknown() => {
             match super::history::find(state, &user.user_id, order_id).await {
                 Ok(Some(view)) => {
                     tracing::warn!(order = %view.id, error = %e, "order placed although its commit failed to answer");
                     view
                 }
-                _ => return Err(e),
+                Ok(None) => return Err(e.with_commit_unknown(false)),
+                Err(_) => return Err(e),
             }
         }
         Err(e) => return Err(e),
