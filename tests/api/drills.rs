@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::{
-    admin_users::user_id,
+    admin_users::{get_json, user_id},
     helpers::{
         FlakyProxy, Spawn, TestApp, TestDb, TestUser, assert_problem, eventually, mysql_base_url,
     },
@@ -17,17 +17,16 @@ use crate::{
 #[tokio::test]
 async fn with_the_database_unreachable_requests_get_clear_503s_and_the_service_recovers_without_a_restart()
  {
-    if mysql_base_url().is_none() {
-        // An embedded SQLite file cannot become unreachable; this is a MariaDB drill.
-        return;
-    }
-    let Paid {
+    let Some(Paid {
         app,
         proxy,
         ticket,
         buyer,
         order: paid,
-    } = one_paid_order_behind_a_proxy().await;
+    }) = one_paid_order_behind_a_proxy().await
+    else {
+        return;
+    };
 
     proxy.cut();
     let ready = app.get("/readyz").await;
@@ -76,17 +75,16 @@ async fn with_the_database_unreachable_requests_get_clear_503s_and_the_service_r
 
 #[tokio::test]
 async fn a_write_after_the_database_dropped_every_connection_is_served_on_a_fresh_one() {
-    if mysql_base_url().is_none() {
-        // An embedded SQLite file has no connections to lose; this is a MariaDB drill.
-        return;
-    }
-    let Paid {
+    let Some(Paid {
         app,
         proxy,
         ticket,
         buyer,
         ..
-    } = one_paid_order_behind_a_proxy().await;
+    }) = one_paid_order_behind_a_proxy().await
+    else {
+        return;
+    };
 
     // Every pooled connection is now dead, and those used a moment ago are lent without a ping:
     // the checkout's BEGIN finds that out and moves on to a live connection instead of a 503.
@@ -99,13 +97,12 @@ async fn a_write_after_the_database_dropped_every_connection_is_served_on_a_fres
 
 #[tokio::test]
 async fn after_the_database_dropped_every_connection_at_most_one_read_fails() {
-    if mysql_base_url().is_none() {
-        // An embedded SQLite file has no connections to lose; this is a MariaDB drill.
-        return;
-    }
-    let Paid {
+    let Some(Paid {
         app, proxy, buyer, ..
-    } = one_paid_order_behind_a_proxy().await;
+    }) = one_paid_order_behind_a_proxy().await
+    else {
+        return;
+    };
     // Every pooled connection has just been used, so each would be lent without a ping.
     futures::future::join_all((0..5).map(|_| app.get_as("/orders", &buyer.access_token))).await;
     proxy.drop_connections().await;
@@ -126,43 +123,31 @@ async fn after_the_database_dropped_every_connection_at_most_one_read_fails() {
 
 #[tokio::test]
 async fn an_order_whose_commit_answer_was_lost_is_answered_with_that_order_and_placed_once() {
-    if mysql_base_url().is_none() {
-        // The drill cuts a MySQL connection between the server's commit and its answer.
-        return;
-    }
-    let Paid {
+    let Some(Paid {
         app,
         proxy,
         ticket,
         buyer,
         ..
-    } = one_paid_order_behind_a_proxy().await;
-    let send = || {
-        app.client
-            .post(app.url("/orders"))
-            .bearer_auth(&buyer.access_token)
-            .header("Idempotency-Key", "commit-answer-lost")
-            .json(&json!({"items": [{"product_id": ticket, "quantity": 2}]}))
-            .send()
+    }) = one_paid_order_behind_a_proxy().await
+    else {
+        return;
     };
+    let body = json!({"items": [{"product_id": ticket, "quantity": 2}]});
+    let send = || app.post_as_with_key("/orders", &buyer.access_token, "commit-answer-lost", &body);
 
     // The order is committed, but the app hears only that its connection broke: instead of a
     // 503 (after which a retry would place a second order), it finds the order it placed.
     // The buyer's id is bound in the checkout transaction's statements (the order row).
     let buyer_id = user_id(&app, &buyer.access_token).await;
     proxy.lose_the_answer_to_the_commit_after(&buyer_id);
-    let placed = send().await.expect("request");
+    let placed = send().await;
     assert_eq!(placed.status(), StatusCode::CREATED);
     let placed: Value = placed.json().await.expect("json");
     assert!(proxy.trap_sprung(), "the commit's answer was really lost");
-    let retry: Value = send().await.expect("request").json().await.expect("json");
+    let retry: Value = send().await.json().await.expect("json");
     assert_eq!(retry["id"], placed["id"]);
-    let mine: Value = app
-        .get_as("/orders?status=PENDING", &buyer.access_token)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let mine = get_json(&app, "/orders?status=PENDING", &buyer.access_token).await;
     assert_eq!(
         mine["items"].as_array().map(Vec::len),
         Some(1),
@@ -174,12 +159,7 @@ async fn an_order_whose_commit_answer_was_lost_is_answered_with_that_order_and_p
     proxy.lose_the_answer_to_the_commit_after(&buyer_id);
     let unkeyed = shop::place(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await;
     assert!(proxy.trap_sprung(), "the commit's answer was really lost");
-    let mine: Value = app
-        .get_as("/orders?status=PENDING", &buyer.access_token)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let mine = get_json(&app, "/orders?status=PENDING", &buyer.access_token).await;
     assert_eq!(mine["items"][0]["id"], unkeyed["id"], "{mine}");
     assert_eq!(mine["items"].as_array().map(Vec::len), Some(1));
     shop::assert_stock_consistent(&app).await;
@@ -195,7 +175,10 @@ struct Paid {
     order: Value,
 }
 
-async fn one_paid_order_behind_a_proxy() -> Paid {
+/// `None` on SQLite: an embedded file has no connections to lose, cut or drop, so these are
+/// MariaDB drills.
+async fn one_paid_order_behind_a_proxy() -> Option<Paid> {
+    mysql_base_url()?;
     let db = TestDb::create().await;
     let proxy = FlakyProxy::start(&db.url).await;
     let app = TestApp::spawn_on(
@@ -211,13 +194,13 @@ async fn one_paid_order_behind_a_proxy() -> Paid {
     let buyer = app.user().await;
     let order = shop::place(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await;
     shop::confirm(&app, &buyer, &shop::id(&order)).await;
-    Paid {
+    Some(Paid {
         app,
         proxy,
         ticket,
         buyer,
         order,
-    }
+    })
 }
 
 /// A real `boxoffice serve` process over the test's database (and Redis, with its key prefix).

@@ -565,6 +565,24 @@ impl TestApp {
             .expect("request")
     }
 
+    /// `POST` JSON as a signed-in user with an `Idempotency-Key`.
+    pub async fn post_as_with_key(
+        &self,
+        path: &str,
+        token: &str,
+        key: &str,
+        body: &Value,
+    ) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// `POST` a raw body with a content type.
     pub async fn post_raw(
         &self,

@@ -207,18 +207,13 @@ async fn the_same_idempotency_key_sent_ten_times_at_once_places_one_order() {
     let shop = Shop::open(&app).await;
     let ticket = shop.ticket(&app, 100).await;
     let buyer = app.buyers(1).await.remove(0);
-    let responses = join_all((0..10).map(|_| {
-        app.client
-            .post(app.url("/orders"))
-            .bearer_auth(&buyer.access_token)
-            .header("Idempotency-Key", "one-click")
-            .json(&json!({"items": [{"product_id": ticket, "quantity": 1}]}))
-            .send()
-    }))
+    let body = json!({"items": [{"product_id": ticket, "quantity": 1}]});
+    let responses = join_all(
+        (0..10).map(|_| app.post_as_with_key("/orders", &buyer.access_token, "one-click", &body)),
+    )
     .await;
     let mut ids = std::collections::HashSet::new();
     for response in responses {
-        let response = response.expect("request");
         let status = response.status();
         let body: Value = response.json().await.expect("json");
         match status {

@@ -662,15 +662,9 @@ async fn a_retry_whose_first_answer_was_lost_gets_the_order_that_was_placed_not_
     let shop = Shop::open(&app).await;
     let ticket = shop.ticket(&app, 10).await;
     let buyer = app.user().await;
-    let send = || {
-        app.client
-            .post(app.url("/orders"))
-            .bearer_auth(&buyer.access_token)
-            .header("Idempotency-Key", "lost-answer")
-            .json(&json!({"items": [{"product_id": ticket, "quantity": 2}]}))
-            .send()
-    };
-    let first = send().await.expect("request");
+    let body = json!({"items": [{"product_id": ticket, "quantity": 2}]});
+    let send = || app.post_as_with_key("/orders", &buyer.access_token, "lost-answer", &body);
+    let first = send().await;
     assert_eq!(first.status(), StatusCode::CREATED);
     let first: Value = first.json().await.expect("json");
     // The order committed but its answer never reached the key (the commit's reply was lost, or
@@ -690,7 +684,7 @@ async fn a_retry_whose_first_answer_was_lost_gets_the_order_that_was_placed_not_
             .expect("update");
     };
     forget_answer().await;
-    let retry = send().await.expect("request");
+    let retry = send().await;
     assert_eq!(retry.status(), StatusCode::CREATED);
     assert!(retry.headers().contains_key("idempotent-replayed"));
     let retry: Value = retry.json().await.expect("json");
@@ -699,7 +693,7 @@ async fn a_retry_whose_first_answer_was_lost_gets_the_order_that_was_placed_not_
     // Long after, when the claim counts as abandoned, a retry still finds the order.
     forget_answer().await;
     app.clock.advance(time::Duration::minutes(2));
-    let late = send().await.expect("request");
+    let late = send().await;
     assert_eq!(late.status(), StatusCode::CREATED);
     let late: Value = late.json().await.expect("json");
     assert_eq!(late["id"], first["id"]);
@@ -717,18 +711,15 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_body() 
     let shop = Shop::open(&app).await;
     let ticket = shop.ticket(&app, 10).await;
     let buyer = app.user().await;
-    let send = |key: &'static str, quantity: i64| {
-        app.client
-            .post(app.url("/orders"))
-            .bearer_auth(&buyer.access_token)
-            .header("Idempotency-Key", key)
-            .json(&json!({"items": [{"product_id": ticket, "quantity": quantity}]}))
-            .send()
+    let send = async |key: &str, quantity: i64| {
+        let body = json!({"items": [{"product_id": ticket, "quantity": quantity}]});
+        app.post_as_with_key("/orders", &buyer.access_token, key, &body)
+            .await
     };
-    let first = send("checkout-1", 2).await.expect("request");
+    let first = send("checkout-1", 2).await;
     assert_eq!(first.status(), StatusCode::CREATED);
     let first: Value = first.json().await.expect("json");
-    let replay = send("checkout-1", 2).await.expect("request");
+    let replay = send("checkout-1", 2).await;
     assert_eq!(replay.status(), StatusCode::CREATED);
     assert_eq!(
         replay
@@ -744,7 +735,7 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_body() 
         8,
         "one order, not two"
     );
-    let other_body = send("checkout-1", 3).await.expect("request");
+    let other_body = send("checkout-1", 3).await;
     assert_problem(
         other_body,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -753,30 +744,19 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_body() 
     .await;
 
     // Errors are replayed too; another buyer's key is their own.
-    let sold_out = send("checkout-2", 9).await.expect("request");
+    let sold_out = send("checkout-2", 9).await;
     assert_problem(sold_out, StatusCode::CONFLICT, "sold_out").await;
-    let again = send("checkout-2", 9).await.expect("request");
+    let again = send("checkout-2", 9).await;
     assert_problem(again, StatusCode::CONFLICT, "sold_out").await;
     let other = app.user().await;
+    let one = json!({"items": [{"product_id": ticket, "quantity": 1}]});
     let theirs = app
-        .client
-        .post(app.url("/orders"))
-        .bearer_auth(&other.access_token)
-        .header("Idempotency-Key", "checkout-1")
-        .json(&json!({"items": [{"product_id": ticket, "quantity": 1}]}))
-        .send()
-        .await
-        .expect("request");
+        .post_as_with_key("/orders", &other.access_token, "checkout-1", &one)
+        .await;
     assert_eq!(theirs.status(), StatusCode::CREATED);
     let bad_key = app
-        .client
-        .post(app.url("/orders"))
-        .bearer_auth(&other.access_token)
-        .header("Idempotency-Key", "x".repeat(300))
-        .json(&json!({"items": [{"product_id": ticket, "quantity": 1}]}))
-        .send()
-        .await
-        .expect("request");
+        .post_as_with_key("/orders", &other.access_token, &"x".repeat(300), &one)
+        .await;
     assert_problem(
         bad_key,
         StatusCode::UNPROCESSABLE_ENTITY,
