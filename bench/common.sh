@@ -10,13 +10,26 @@ done
 command -v jq >/dev/null || { echo "needs jq" >&2; exit 2; }
 mkdir -p "$WORK" "$OUT"
 
-# Drops and creates database $1 on MYSQL_URL (mysql://user@host:port → the mysql client's options).
-fresh_mariadb() {
+# The mysql client's options for MYSQL_URL (mysql://user@host:port).
+mysql_options() {
     local authority=${MYSQL_URL#*://} user host port
     user=${authority%@*}
     host=${authority#*@}
     port=${host##*:}
     host=${host%:*}
-    mysql --protocol=TCP -h "$host" -P "$port" -u "$user" \
-        -e "DROP DATABASE IF EXISTS $1; CREATE DATABASE $1 CHARACTER SET utf8mb4"
+    echo --protocol=TCP -h "$host" -P "$port" -u "$user"
+}
+
+# MariaDB's global counters (statements, commits, round trips), sorted by name for `join`.
+mariadb_status() {
+    # shellcheck disable=SC2046
+    mysql $(mysql_options) -N -e "SHOW GLOBAL STATUS WHERE Variable_name REGEXP
+        '^(Com_(select|insert|update|delete|commit|rollback|begin|stmt_prepare|stmt_execute|stmt_close|ping)|Questions|Innodb_data_fsyncs|Handler_commit)$'" |
+        sort
+}
+
+# Drops and creates database $1 on MYSQL_URL (mysql://user@host:port → the mysql client's options).
+fresh_mariadb() {
+    # shellcheck disable=SC2046
+    mysql $(mysql_options) -e "DROP DATABASE IF EXISTS $1; CREATE DATABASE $1 CHARACTER SET utf8mb4"
 }

@@ -7,6 +7,7 @@
 #   bench/sell-out.sh                      # MariaDB + Redis, then SQLite
 #   BACKENDS=sqlite USERS=32 bench/sell-out.sh
 #   PERF=1 bench/sell-out.sh               # profile the whole machine during the sale (no calibrate)
+#   STATUS=1 bench/sell-out.sh             # MariaDB statements per confirmed order (no calibrate)
 #
 # Settings (environment): BACKENDS ("mariadb sqlite"), TICKETS (10000), BUYERS (20000),
 # USERS (160 loadgen workers), CALIBRATE_USERS (16), CALIBRATE_SECONDS (10 measured per phase),
@@ -85,8 +86,13 @@ run_backend() {
     # A profiled run profiles the sale alone: the whole machine (server, database, loadgen),
     # without the calibrate phases.
     local calibrate=(--with-calibrate --calibrate-users "$CALIBRATE_USERS" --duration "$CALIBRATE_SECONDS")
-    if [[ ${PERF:-0} == 1 ]]; then
+    if [[ ${PERF:-0} == 1 || ${STATUS:-0} == 1 ]]; then
         calibrate=()
+    fi
+    if [[ ${STATUS:-0} == 1 && $backend == mariadb ]]; then
+        mariadb_status >"$WORK/status-before.txt"
+    fi
+    if [[ ${PERF:-0} == 1 ]]; then
         perf record -a -g -F 499 -o "$WORK/perf-$backend.data" 2>"$WORK/perf-$backend.log" &
         perf_pid=$!
     fi
@@ -100,6 +106,14 @@ run_backend() {
         --users "$USERS" "${calibrate[@]}" --mysql-url "$MYSQL_URL" --redis-url "$REDIS_URL" \
         --out "$OUT" || status=$?
 
+    if [[ ${STATUS:-0} == 1 && $backend == mariadb ]]; then
+        mariadb_status >"$WORK/status-after.txt"
+        # Counters that moved, divided by the tickets sold: what one confirmed order cost MariaDB.
+        join "$WORK/status-before.txt" "$WORK/status-after.txt" |
+            awk -v n="$TICKETS" '$3 - $2 > 0 { printf "%-40s %12d %8.3f\n", $1, $3 - $2, ($3 - $2) / n }' \
+            >"$WORK/status-$backend.txt"
+        echo "per order: $WORK/status-$backend.txt"
+    fi
     if [[ -n $perf_pid ]]; then
         kill -INT "$perf_pid" 2>/dev/null || true
         wait "$perf_pid" 2>/dev/null || true

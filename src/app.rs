@@ -99,6 +99,8 @@ pub struct App {
     pub order_batches: crate::orders::batches::Batches,
     /// Catalog rows of recent checkouts (cleared with the public cache).
     pub checkout_catalog: crate::orders::checkout::CatalogCache,
+    /// Payments started here and awaiting their confirmation.
+    pub recent_payments: crate::orders::payment::recent::RecentPayments,
     /// Payment gateways (`test` is the default).
     pub payments: crate::orders::payment::Providers,
     /// The waiting room (storage backend, rules cache, sockets, ticker lease).
@@ -314,6 +316,7 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
             .unwrap_or_else(crate::queue::gate::hooks),
         payments,
         checkout_catalog: Default::default(),
+        recent_payments: Default::default(),
         order_batches,
         queue: crate::queue::Queue::new(room, redis_for_queue, challenge),
     }));
@@ -398,6 +401,9 @@ async fn listen_for_revocations(state: AppState) {
     loop {
         match rx.recv().await {
             Ok(msg) if msg.channel == bus::SESSION_REVOKED => state.revoked.insert(&msg.payload),
+            Ok(msg) if msg.channel == crate::orders::payment::recent::ORDER_ENDED => {
+                state.recent_payments.ended(&msg.payload);
+            }
             Ok(msg) if msg.channel == crate::catalog::CHANGED => {
                 state.public_cache.invalidate_all();
                 state.checkout_catalog.clear();

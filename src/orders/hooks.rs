@@ -106,6 +106,18 @@ impl Hooks {
     /// Runs the lifecycle hook for changes that were committed.
     pub async fn announce(&self, state: &AppState, changes: &[OrderChange]) {
         for change in changes {
+            if state.recent_payments.changed(change)
+                && let Err(e) = state
+                    .bus
+                    .publish(
+                        crate::orders::payment::recent::ORDER_ENDED,
+                        &change.order_id,
+                    )
+                    .await
+            {
+                // The other instances still refuse it when settling; they may capture first.
+                tracing::warn!(error = %e, order_id = %change.order_id, "order end not published");
+            }
             self.lifecycle.after(state, change).await;
         }
     }

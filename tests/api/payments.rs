@@ -19,8 +19,9 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{SentMail, TestApp, TestUser, assert_problem},
-    shop::{Shop, assert_stock_consistent, id, place},
+    admin_users::wait_until_peer_listens,
+    helpers::{SentMail, TestApp, TestUser, assert_problem, eventually},
+    shop::{Shop, assert_stock_consistent, cancel, id, place},
 };
 
 /// `POST /orders/{id}/pay` with the default gateway.
@@ -750,5 +751,89 @@ async fn a_payment_for_an_event_canceled_meanwhile_is_given_back_not_confirmed()
         kept.iter().all(|r| r.status == "DONE"),
         "any capture went back: {kept:?}"
     );
+    assert_stock_consistent(&app).await;
+}
+
+#[tokio::test]
+async fn a_buyer_who_canceled_after_starting_to_pay_is_refused_before_anything_is_captured() {
+    let app = TestApp::spawn().await;
+    let shop = Shop::open(&app).await;
+    let ticket = shop.ticket(&app, 10).await;
+    let buyer = app.user().await;
+    let order_id = id(&place(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await);
+    assert_eq!(pay(&app, &buyer, &order_id).await.status(), StatusCode::OK);
+    assert_eq!(
+        cancel(&app, &buyer, &order_id, None).await.status(),
+        StatusCode::OK
+    );
+    assert_problem(
+        confirm(&app, &buyer, &order_id, json!({"scenario": "SUCCESS"})).await,
+        StatusCode::CONFLICT,
+        "order_expired",
+    )
+    .await;
+    assert_eq!(captures(&payment_rows(&app, &order_id).await), 0);
+    assert!(refund_rows(&app, &order_id).await.is_empty());
+    assert_stock_consistent(&app).await;
+}
+
+#[tokio::test]
+async fn a_cancellation_on_another_instance_reaches_the_one_the_buyer_paid_on() {
+    let first = TestApp::spawn().await;
+    let second = first.spawn_peer().await;
+    wait_until_peer_listens(&second, &first).await;
+    let shop = Shop::open(&first).await;
+    let ticket = shop.ticket(&first, 10).await;
+    let buyer = first.user().await;
+    let order_id = id(&place(
+        &first,
+        &buyer,
+        json!([{"product_id": ticket, "quantity": 1}]),
+    )
+    .await);
+    assert_eq!(
+        pay(&first, &buyer, &order_id).await.status(),
+        StatusCode::OK
+    );
+    assert!(first.state.recent_payments.holds(&order_id));
+    assert_eq!(
+        cancel(&second, &buyer, &order_id, None).await.status(),
+        StatusCode::OK
+    );
+    eventually(
+        "the paying instance hears of the cancellation",
+        async || !first.state.recent_payments.holds(&order_id),
+    )
+    .await;
+    assert_problem(
+        confirm(&first, &buyer, &order_id, json!({"scenario": "SUCCESS"})).await,
+        StatusCode::CONFLICT,
+        "order_expired",
+    )
+    .await;
+    assert_eq!(captures(&payment_rows(&first, &order_id).await), 0);
+    assert_stock_consistent(&first).await;
+}
+
+#[tokio::test]
+async fn a_stranger_confirming_a_payment_in_progress_changes_nothing_for_the_buyer() {
+    let app = TestApp::spawn().await;
+    let shop = Shop::open(&app).await;
+    let ticket = shop.ticket(&app, 10).await;
+    let buyer = app.user().await;
+    let stranger = app.user().await;
+    let order_id = id(&place(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await);
+    assert_eq!(pay(&app, &buyer, &order_id).await.status(), StatusCode::OK);
+    assert_problem(
+        confirm(&app, &stranger, &order_id, json!({"scenario": "SUCCESS"})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert!(app.state.recent_payments.holds(&order_id));
+    let confirmed = confirm(&app, &buyer, &order_id, json!({"scenario": "SUCCESS"})).await;
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    assert!(!app.state.recent_payments.holds(&order_id));
+    assert_eq!(captures(&payment_rows(&app, &order_id).await), 1);
     assert_stock_consistent(&app).await;
 }

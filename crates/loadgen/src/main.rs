@@ -25,12 +25,17 @@ mod soak;
 mod tokens;
 
 use anyhow::{Result, bail};
+
 use clap::Parser;
 use time::OffsetDateTime;
 
 use crate::cli::{Cli, ScenarioName};
 use crate::report::{Report, RunOutput};
 use crate::runner::RunConfig;
+
+/// The same allocator as the server, so the generator takes as little of the shared cores as it can.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<()> {

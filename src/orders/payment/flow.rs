@@ -383,22 +383,23 @@ pub async fn pay(
             AppError::invalid_field("provider", "unknown_provider", "is not a payment provider")
         })?,
     };
-    let paying = Paying::load_own(state, &user.user_id, order_id).await?;
-    let order = paying.order;
-    payable(&order, state.clock.now())?;
-    let charge = charge(&order, &paying.lines);
+    let mut paying = Paying::load_own(state, &user.user_id, order_id).await?;
+    let order = &paying.order;
+    payable(order, state.clock.now())?;
+    let charge = charge(order, &paying.lines);
     let prepared = provider.prepare(&charge).await.map_err(|e| {
         tracing::warn!(provider = provider.name(), order_id, error = %e, "payment prepare failed");
         gateway_error(&e)
     })?;
     let now = state.clock.now();
+    let payment_id = uuid::Uuid::now_v7().to_string();
     state
         .order_batches
         .prepared
         .run(PreparedRow {
             state: state.clone(),
             row: payments::ActiveModel {
-                id: Set(uuid::Uuid::now_v7().to_string()),
+                id: Set(payment_id.clone()),
                 order_id: Set(order.id.clone()),
                 event_id: Set(order.event_id.clone()),
                 provider: Set(provider.name().to_owned()),
@@ -411,13 +412,20 @@ pub async fn pay(
             },
         })
         .await?;
-    Ok(PayView {
+    let view = PayView {
         provider: provider.name().to_owned(),
         client_params: prepared.client_params,
         amount: charge.amount,
-        currency: order.currency,
-        order_id: order.id,
-    })
+        currency: order.currency.clone(),
+        order_id: order.id.clone(),
+    };
+    paying.latest_payment = Some((
+        payment_id,
+        provider.name().to_owned(),
+        payment_status::PREPARED.to_owned(),
+    ));
+    state.recent_payments.remember(paying);
+    Ok(view)
 }
 
 /// A `PREPARED` payment row to insert with the others arriving meanwhile.
@@ -464,7 +472,10 @@ pub async fn confirm(
     order_id: &str,
     body: ConfirmBody,
 ) -> AppResult<OrderView> {
-    let paying = Paying::load_own(state, &user.user_id, order_id).await?;
+    let paying = match state.recent_payments.take_own(&user.user_id, order_id) {
+        Some(paying) => paying,
+        None => Paying::load_own(state, &user.user_id, order_id).await?,
+    };
     // The gateway of the latest attempt, or the default one.
     let provider = paying
         .latest_payment

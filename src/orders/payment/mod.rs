@@ -3,6 +3,7 @@
 pub mod flow;
 pub mod handlers;
 pub mod provider;
+pub mod recent;
 pub mod settle_batch;
 pub mod test_provider;
 
