@@ -141,7 +141,10 @@ fn init_tracing(format: LogFormat) {
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn"));
     let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Text => registry.with(fmt::layer()).init(),
+        // Colours only for a person at a terminal, not in files or the journal.
+        LogFormat::Text => registry
+            .with(fmt::layer().with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())))
+            .init(),
         LogFormat::Json => registry.with(fmt::layer().json()).init(),
     }
 }
