@@ -20,8 +20,9 @@ pub const ORDER_ENDED: &str = "order.ended";
 
 /// How long an entry waits for its confirmation; a buyer slower than this is read again.
 const KEEP_FOR: Duration = Duration::from_secs(10 * 60);
-/// Entries at most (each about a kilobyte).
-const CAPACITY: u64 = 100_000;
+/// Entries at most (an order and its lines are one to two kilobytes, so ≈ 40 MB at worst); an
+/// evicted entry only costs its confirmation a read.
+const CAPACITY: u64 = 20_000;
 
 /// Payments started here and not yet confirmed, by order id, and the orders that ended.
 #[derive(Clone)]
