@@ -5,9 +5,11 @@
 //! Only what a confirmation checks before calling the gateway comes from here: the buyer, the
 //! amount, the hold's end and the prepared attempt, all fixed when the payment started. Whether
 //! the order is still pending is decided, as always, by the settling transaction's conditional
-//! update. An order that ends (canceled, refunded, expired, paid) is forgotten at once on this
-//! instance and, through the bus, on the others, and is never remembered again, so a buyer who
-//! canceled is refused before the gateway is called, not refunded after it.
+//! update. An order that is canceled or refunded is forgotten at once on this instance and,
+//! through the bus, on the others, and is never remembered again, so a buyer who canceled is
+//! refused before the gateway is called, not refunded after it. One that expires or is paid is
+//! forgotten here; elsewhere the hold's end is checked from the entry itself, and a second
+//! confirmation is answered by the settling transaction.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,8 +64,7 @@ impl RecentPayments {
 
     /// The caller's order, if its payment started here; at most one confirmation gets it.
     pub fn take_own(&self, user_id: &str, order_id: &str) -> Option<Paying> {
-        let hit = self.started.get(order_id)?;
-        if hit.order.user_id != user_id {
+        if self.started.get(order_id)?.order.user_id != user_id {
             return None;
         }
         self.started.remove(order_id).map(Arc::unwrap_or_clone)
