@@ -134,6 +134,9 @@ pub struct BuildOptions {
     /// A waiting-room backend shared with other instances in this process (tests of several
     /// instances without Redis); ignored when Redis is configured.
     pub shared_room: Option<Arc<dyn crate::queue::WaitingRoom>>,
+    /// A socket the caller bound already (tests that must know the port before the start,
+    /// because `PUBLIC_URL` names it); `LISTEN` is bound otherwise.
+    pub listener: Option<std::net::TcpListener>,
 }
 
 impl Default for BuildOptions {
@@ -147,6 +150,7 @@ impl Default for BuildOptions {
             live_orders: None,
             order_hooks: None,
             shared_room: None,
+            listener: None,
             background: true,
         }
     }
@@ -161,12 +165,19 @@ pub struct Application {
 
 impl Application {
     /// Connects, migrates, loads keys, starts background workers and binds the listener.
-    pub async fn build(config: Config, options: BuildOptions) -> anyhow::Result<Self> {
+    pub async fn build(config: Config, mut options: BuildOptions) -> anyhow::Result<Self> {
+        let bound = options.listener.take();
         let state = build_state(config, options).await?;
         let router = router(state.clone());
-        let listener = TcpListener::bind(state.config.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("LISTEN: cannot bind {}: {e}", state.config.listen))?;
+        let listener = match bound {
+            Some(socket) => {
+                socket.set_nonblocking(true)?;
+                TcpListener::from_std(socket)?
+            }
+            None => TcpListener::bind(state.config.listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("LISTEN: cannot bind {}: {e}", state.config.listen))?,
+        };
         Ok(Self {
             state,
             router,

@@ -473,14 +473,15 @@ impl TestApp {
             database_pool_max: Some(5),
             ..Config::default()
         };
+        // The port must be known before start when PUBLIC_URL names it; the socket stays bound
+        // from here on, so no parallel test can take the port in between.
+        let mut listener = None;
         if options.localhost {
-            // The port must be known before start: PUBLIC_URL names it.
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
+            let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            let port = socket.local_addr().expect("addr").port();
             config.listen = format!("127.0.0.1:{port}").parse().expect("addr");
             config.public_url = url::Url::parse(&format!("http://localhost:{port}")).expect("url");
+            listener = Some(socket);
         }
         (options.configure)(&mut config);
         if let Some(oauth) = options.oauth {
@@ -494,6 +495,7 @@ impl TestApp {
                 shared_bus,
                 shared_room,
                 live_orders: options.live_orders,
+                listener,
                 ..BuildOptions::default()
             },
         )
