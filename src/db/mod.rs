@@ -346,10 +346,11 @@ pub fn is_unavailable(err: &DbErr) -> bool {
 fn connection_lost(err: &DbErr) -> bool {
     use sea_orm::{RuntimeErr, sqlx::Error};
     match err {
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => matches!(
-            **e,
-            Error::Io(_) | Error::PoolTimedOut | Error::PoolClosed | Error::WorkerCrashed
-        ),
+        // A pool that timed out or closed lent no connection (sea-orm reports those as
+        // `ConnectionAcquire`): nothing was sent, so nothing is in doubt.
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(**e, Error::Io(_) | Error::WorkerCrashed)
+        }
         _ => false,
     }
 }
