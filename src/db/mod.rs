@@ -346,11 +346,10 @@ pub fn is_unavailable(err: &DbErr) -> bool {
 fn connection_lost(err: &DbErr) -> bool {
     use sea_orm::{RuntimeErr, sqlx::Error};
     match err {
-        // A pool that timed out or closed lent no connection (sea-orm reports those as
-        // `ConnectionAcquire`): nothing was sent, so nothing is in doubt.
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            matches!(**e, Error::Io(_) | Error::WorkerCrashed)
-        }
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => matches!(
+            **e,
+            Error::Io(_) | Error::PoolTimedOut | Error::PoolClosed | Error::WorkerCrashed
+        ),
         _ => false,
     }
 }
