@@ -44,6 +44,16 @@ pub async fn confirm(app: &TestApp, buyer: &TestUser, order_id: &str, payload: V
     .await
 }
 
+/// A buyer's order of one ticket (of ten on sale) whose payment has started.
+async fn payment_started(app: &TestApp) -> (TestUser, String) {
+    let shop = Shop::open(app).await;
+    let ticket = shop.ticket(app, 10).await;
+    let buyer = app.user().await;
+    let order_id = id(&place(app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await);
+    assert_eq!(pay(app, &buyer, &order_id).await.status(), StatusCode::OK);
+    (buyer, order_id)
+}
+
 /// Pays and confirms an order successfully; returns the confirmed order.
 pub async fn pay_in_full(app: &TestApp, buyer: &TestUser, order_id: &str) -> Value {
     assert_eq!(pay(app, buyer, order_id).await.status(), StatusCode::OK);
@@ -284,11 +294,7 @@ async fn confirming_twice_answers_the_same_order_and_captures_once() {
 #[tokio::test]
 async fn a_declined_payment_leaves_the_order_pending_for_another_try() {
     let app = TestApp::spawn().await;
-    let shop = Shop::open(&app).await;
-    let ticket = shop.ticket(&app, 10).await;
-    let buyer = app.user().await;
-    let order_id = id(&place(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await);
-    assert_eq!(pay(&app, &buyer, &order_id).await.status(), StatusCode::OK);
+    let (buyer, order_id) = payment_started(&app).await;
     let declined = confirm(&app, &buyer, &order_id, json!({"scenario": "DECLINE"})).await;
     let problem = assert_problem(declined, StatusCode::CONFLICT, "payment_declined").await;
     assert!(
@@ -322,11 +328,7 @@ async fn a_declined_payment_leaves_the_order_pending_for_another_try() {
 #[tokio::test]
 async fn a_gateway_timeout_is_a_502_and_the_order_stays_pending() {
     let app = TestApp::spawn().await;
-    let shop = Shop::open(&app).await;
-    let ticket = shop.ticket(&app, 10).await;
-    let buyer = app.user().await;
-    let order_id = id(&place(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await);
-    assert_eq!(pay(&app, &buyer, &order_id).await.status(), StatusCode::OK);
+    let (buyer, order_id) = payment_started(&app).await;
     let timed_out = confirm(
         &app,
         &buyer,
@@ -757,11 +759,7 @@ async fn a_payment_for_an_event_canceled_meanwhile_is_given_back_not_confirmed()
 #[tokio::test]
 async fn a_buyer_who_canceled_after_starting_to_pay_is_refused_before_anything_is_captured() {
     let app = TestApp::spawn().await;
-    let shop = Shop::open(&app).await;
-    let ticket = shop.ticket(&app, 10).await;
-    let buyer = app.user().await;
-    let order_id = id(&place(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await);
-    assert_eq!(pay(&app, &buyer, &order_id).await.status(), StatusCode::OK);
+    let (buyer, order_id) = payment_started(&app).await;
     assert_eq!(
         cancel(&app, &buyer, &order_id, None).await.status(),
         StatusCode::OK
@@ -782,19 +780,7 @@ async fn a_cancellation_on_another_instance_reaches_the_one_the_buyer_paid_on() 
     let first = TestApp::spawn().await;
     let second = first.spawn_peer().await;
     wait_until_peer_listens(&second, &first).await;
-    let shop = Shop::open(&first).await;
-    let ticket = shop.ticket(&first, 10).await;
-    let buyer = first.user().await;
-    let order_id = id(&place(
-        &first,
-        &buyer,
-        json!([{"product_id": ticket, "quantity": 1}]),
-    )
-    .await);
-    assert_eq!(
-        pay(&first, &buyer, &order_id).await.status(),
-        StatusCode::OK
-    );
+    let (buyer, order_id) = payment_started(&first).await;
     assert!(first.state.recent_payments.holds(&order_id));
     assert_eq!(
         cancel(&second, &buyer, &order_id, None).await.status(),
@@ -818,12 +804,8 @@ async fn a_cancellation_on_another_instance_reaches_the_one_the_buyer_paid_on() 
 #[tokio::test]
 async fn a_stranger_confirming_a_payment_in_progress_changes_nothing_for_the_buyer() {
     let app = TestApp::spawn().await;
-    let shop = Shop::open(&app).await;
-    let ticket = shop.ticket(&app, 10).await;
-    let buyer = app.user().await;
+    let (buyer, order_id) = payment_started(&app).await;
     let stranger = app.user().await;
-    let order_id = id(&place(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await);
-    assert_eq!(pay(&app, &buyer, &order_id).await.status(), StatusCode::OK);
     assert_problem(
         confirm(&app, &stranger, &order_id, json!({"scenario": "SUCCESS"})).await,
         StatusCode::NOT_FOUND,
