@@ -25,7 +25,6 @@ mod soak;
 mod tokens;
 
 use anyhow::{Result, bail};
-
 use clap::Parser;
 use time::OffsetDateTime;
 

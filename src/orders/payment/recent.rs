@@ -8,8 +8,8 @@
 //! update. An order that is canceled or refunded is forgotten at once on this instance and,
 //! through the bus, on the others, and is never remembered again, so a buyer who canceled is
 //! refused before the gateway is called, not refunded after it. One that expires or is paid is
-//! forgotten here; elsewhere the hold's end is checked from the entry itself, and a second
-//! confirmation is answered by the settling transaction.
+//! forgotten here; the hold's end is checked from the entry itself, and a second confirmation is
+//! answered by the settling transaction.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +30,7 @@ const CAPACITY: u64 = 20_000;
 #[derive(Clone)]
 pub struct RecentPayments {
     started: moka::sync::Cache<String, Arc<Paying>>,
-    /// Orders that ended: never remembered again, whatever a slow `pay` still has in hand.
+    /// Orders canceled or refunded: never remembered again, whatever a slow `pay` still has.
     ended: moka::sync::Cache<String, ()>,
 }
 
@@ -84,15 +84,12 @@ impl RecentPayments {
     /// Reacts to a committed change; true when other instances must hear of it too.
     pub fn changed(&self, change: &OrderChange) -> bool {
         match change.what {
-            // A paid order cannot start another payment, and a second confirmation elsewhere is
-            // answered by the settling transaction: nothing to tell anyone.
-            Lifecycle::Paid => {
+            // A paid order cannot start another payment, a second confirmation elsewhere is
+            // answered by the settling transaction, and every instance checks the hold's end
+            // itself (an entry remembered after it ended is refused by that check): nothing to
+            // keep and nothing to tell anyone.
+            Lifecycle::Paid | Lifecycle::Expired => {
                 self.started.invalidate(&change.order_id);
-                false
-            }
-            // Every instance checks the hold's end itself.
-            Lifecycle::Expired => {
-                self.ended(&change.order_id);
                 false
             }
             Lifecycle::Canceled | Lifecycle::Refunded => {
