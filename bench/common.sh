@@ -7,7 +7,9 @@ REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 for tool in "$BIN/boxoffice" "$BIN/loadgen"; do
     [[ -x $tool ]] || { echo "missing $tool: cargo build --release -p boxoffice -p loadgen" >&2; exit 2; }
 done
-command -v jq >/dev/null || { echo "needs jq" >&2; exit 2; }
+for tool in jq curl; do
+    command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 2; }
+done
 mkdir -p "$WORK" "$OUT"
 
 # The mysql client's options for MYSQL_URL (mysql://user@host:port).
@@ -32,4 +34,25 @@ mariadb_status() {
 fresh_mariadb() {
     # shellcheck disable=SC2046
     mysql $(mysql_options) -e "DROP DATABASE IF EXISTS $1; CREATE DATABASE $1 CHARACTER SET utf8mb4"
+}
+
+# Starts the release server in the background, its log in $1, and waits until /readyz answers.
+# Sets server_pid (call it directly, not in a subshell).
+start_server() {
+    "$BIN/boxoffice" serve >"$1" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 100); do
+        curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && return 0
+        kill -0 "$server_pid" 2>/dev/null || { echo "server died: $1" >&2; return 1; }
+        sleep 0.2
+    done
+    echo "server not ready after 20 s: $1" >&2
+    return 1
+}
+
+# Signs ORGANIZER_EMAIL in with ORGANIZER_PASSWORD and writes the access token to $1.
+organizer_token() {
+    curl -fsS "http://127.0.0.1:$PORT/auth/login" -H 'content-type: application/json' \
+        -d "$(jq -n --arg e "$ORGANIZER_EMAIL" --arg p "$ORGANIZER_PASSWORD" '{email: $e, password: $p}')" |
+        jq -r .access_token >"$1"
 }

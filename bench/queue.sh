@@ -36,20 +36,13 @@ HOLD_WAITERS=${HOLD_WAITERS:-1000000}
 SOCKETS=${SOCKETS:-18000}
 WS_HTTP2_STREAMS=${WS_HTTP2_STREAMS:-0}
 WS_HTTP1_SOCKETS=${WS_HTTP1_SOCKETS:-}
-OUT=${OUT:-bench/results}
 PORT=${PORT:-18097}
-REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 WORK=${WORK:-$(mktemp -d /tmp/bo-queue.XXXXXX)}
 ORGANIZER_EMAIL=organizer@queue.bench.local
 ORGANIZER_PASSWORD='queue organizer 2026'
-
-for tool in "$BIN/boxoffice" "$BIN/loadgen"; do
-    [[ -x $tool ]] || { echo "missing $tool: cargo build --release -p boxoffice -p loadgen" >&2; exit 2; }
-done
-for tool in jq redis-benchmark curl; do
-    command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 2; }
-done
-mkdir -p "$WORK" "$OUT"
+# shellcheck source=bench/common.sh
+source bench/common.sh
+command -v redis-benchmark >/dev/null || { echo "needs redis-benchmark" >&2; exit 2; }
 echo "scratch files in $WORK"
 # As many sockets as the hard limit allows, for the server and for loadgen.
 ulimit -n "$(ulimit -Hn)"
@@ -73,16 +66,8 @@ echo "seeding took $(($(date +%s) - started)) s (access tokens live 15 minutes f
     --password "$ORGANIZER_PASSWORD" --name "queue organizer"
 
 echo "=== starting the server on :$PORT"
-"$BIN/boxoffice" serve >"$WORK/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break
-    kill -0 "$server_pid" 2>/dev/null || { echo "server died: $WORK/server.log" >&2; exit 1; }
-    sleep 0.2
-done
-curl -fsS "http://127.0.0.1:$PORT/auth/login" -H 'content-type: application/json' \
-    -d "$(jq -n --arg e "$ORGANIZER_EMAIL" --arg p "$ORGANIZER_PASSWORD" '{email: $e, password: $p}')" |
-    jq -r .access_token >"$WORK/organizer.token"
+start_server "$WORK/server.log"
+organizer_token "$WORK/organizer.token"
 
 status=0
 for scenario in $SCENARIOS; do

@@ -72,16 +72,8 @@ run_backend() {
         --password "$ORGANIZER_PASSWORD" --name "sell-out organizer"
 
     echo "=== $backend: starting the server on :$PORT"
-    "$BIN/boxoffice" serve >"$WORK/server-$backend.log" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 1 100); do
-        curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break
-        kill -0 "$server_pid" 2>/dev/null || { echo "server died: $WORK/server-$backend.log" >&2; return 1; }
-        sleep 0.2
-    done
-    curl -fsS "http://127.0.0.1:$PORT/auth/login" -H 'content-type: application/json' \
-        -d "$(jq -n --arg e "$ORGANIZER_EMAIL" --arg p "$ORGANIZER_PASSWORD" '{email: $e, password: $p}')" |
-        jq -r .access_token >"$WORK/organizer-$backend.token"
+    start_server "$WORK/server-$backend.log" || return 1
+    organizer_token "$WORK/organizer-$backend.token"
 
     # A profiled run profiles the sale alone: the whole machine (server, database, loadgen),
     # without the calibrate phases.

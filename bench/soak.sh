@@ -35,15 +35,8 @@ export BOXOFFICE_LISTEN=127.0.0.1:$PORT BOXOFFICE_PUBLIC_URL=http://localhost:$P
 "$BIN/boxoffice" bench seed --users "$BUYERS" --out "$WORK/tokens.jsonl"
 "$BIN/boxoffice" user create --role organizer --email "$ORGANIZER_EMAIL" \
     --password "$ORGANIZER_PASSWORD" --name "soak organizer"
-"$BIN/boxoffice" serve >"$WORK/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break
-    sleep 0.2
-done
-curl -fsS "http://127.0.0.1:$PORT/auth/login" -H 'content-type: application/json' \
-    -d "$(jq -n --arg e "$ORGANIZER_EMAIL" --arg p "$ORGANIZER_PASSWORD" '{email: $e, password: $p}')" |
-    jq -r .access_token >"$WORK/organizer.token"
+start_server "$WORK/server.log"
+organizer_token "$WORK/organizer.token"
 
 "$BIN/loadgen" soak --target "http://127.0.0.1:$PORT" --tokens "$WORK/tokens.jsonl" \
     --organizer-token-file "$WORK/organizer.token" --server-pid "$server_pid" \
