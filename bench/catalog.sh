@@ -31,10 +31,7 @@ trap '[[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null || true' EXIT
 
 fresh_mariadb "$DATABASE"
 export BOXOFFICE_DATABASE_URL="$MYSQL_URL/$DATABASE" BOXOFFICE_REDIS_URL="$REDIS_URL"
-# All load comes from one loopback address: without this the per-IP limit would answer 429
-# (RATE_LIMITS=off is accepted only with BENCH_MODE=true, on a local PUBLIC_URL).
-export BOXOFFICE_BENCH_MODE=true BOXOFFICE_RATE_LIMITS=off
-export BOXOFFICE_LISTEN=127.0.0.1:$PORT BOXOFFICE_PUBLIC_URL=http://localhost:$PORT
+bench_server_env
 
 "$BIN/boxoffice" user create --role organizer --email "$ORGANIZER_EMAIL" \
     --password "$ORGANIZER_PASSWORD" --name "catalog organizer"

@@ -56,3 +56,12 @@ organizer_token() {
         -d "$(jq -n --arg e "$ORGANIZER_EMAIL" --arg p "$ORGANIZER_PASSWORD" '{email: $e, password: $p}')" |
         jq -r .access_token >"$1"
 }
+
+# What every benchmarked server runs with, besides its database (the caller exports
+# BOXOFFICE_DATABASE_URL): buyers seeded without Argon2 each (BENCH_MODE), no per-IP limits since
+# all load comes from one loopback address (RATE_LIMITS=off is accepted only with BENCH_MODE=true
+# on a local PUBLIC_URL), listening on PORT.
+bench_server_env() {
+    export BOXOFFICE_BENCH_MODE=true BOXOFFICE_RATE_LIMITS=off
+    export BOXOFFICE_LISTEN=127.0.0.1:$PORT BOXOFFICE_PUBLIC_URL=http://localhost:$PORT
+}

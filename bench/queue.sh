@@ -55,8 +55,7 @@ trap cleanup EXIT
 
 export BOXOFFICE_DATABASE_URL="sqlite://$WORK/queue.db?mode=rwc"
 export BOXOFFICE_REDIS_URL="$REDIS_URL"
-export BOXOFFICE_BENCH_MODE=true BOXOFFICE_RATE_LIMITS=off
-export BOXOFFICE_LISTEN=127.0.0.1:$PORT BOXOFFICE_PUBLIC_URL=http://localhost:$PORT
+bench_server_env
 
 echo "=== seeding $BUYERS buyers"
 started=$(date +%s)

@@ -61,8 +61,7 @@ run_backend() {
             ;;
         *) echo "unknown backend $backend" >&2; return 2 ;;
     esac
-    export BOXOFFICE_BENCH_MODE=true BOXOFFICE_RATE_LIMITS=off
-    export BOXOFFICE_LISTEN=127.0.0.1:$PORT BOXOFFICE_PUBLIC_URL=http://localhost:$PORT
+    bench_server_env
 
     echo "=== $backend: seeding $BUYERS buyers"
     started=$(date +%s)

@@ -29,8 +29,7 @@ trap '[[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null || true' EXIT
 
 fresh_mariadb "$DATABASE"
 export BOXOFFICE_DATABASE_URL="$MYSQL_URL/$DATABASE" BOXOFFICE_REDIS_URL="$REDIS_URL"
-export BOXOFFICE_BENCH_MODE=true BOXOFFICE_RATE_LIMITS=off
-export BOXOFFICE_LISTEN=127.0.0.1:$PORT BOXOFFICE_PUBLIC_URL=http://localhost:$PORT
+bench_server_env
 
 "$BIN/boxoffice" bench seed --users "$BUYERS" --out "$WORK/tokens.jsonl"
 "$BIN/boxoffice" user create --role organizer --email "$ORGANIZER_EMAIL" \
