@@ -207,6 +207,8 @@ pub struct Config {
     pub bench_mode: bool,
     /// Proof-of-work bits a queue join must show (`X-Queue-Challenge`); 0 = no challenge.
     pub queue_pow_bits: u32,
+    /// Days finished mail stays in the outbox before it is deleted; 0 = kept for ever.
+    pub mail_retention_days: u32,
 }
 
 impl Default for Config {
@@ -237,6 +239,7 @@ impl Default for Config {
             rate_limit_mail_per_account: 10,
             bench_mode: false,
             queue_pow_bits: 0,
+            mail_retention_days: 30,
         }
     }
 }
@@ -352,6 +355,12 @@ impl Config {
                     "must be at least 1 (use RATE_LIMITS=off in bench mode)".into(),
                 );
             }
+        }
+        if self.mail_retention_days > 3650 {
+            return err(
+                "MAIL_RETENTION_DAYS",
+                "must be at most 3650 (0 keeps mail for ever)".into(),
+            );
         }
         if self.rate_limits == Switch::Off && !self.bench_mode {
             return err(
@@ -509,5 +518,17 @@ mod tests {
             ..Config::default()
         };
         assert!(one.validate().is_ok(), "1 turns group commit off");
+    }
+
+    #[test]
+    fn mail_retention_is_zero_for_ever_or_at_most_ten_years() {
+        let days = |mail_retention_days| Config {
+            mail_retention_days,
+            ..Config::default()
+        };
+        assert!(days(0).validate().is_ok(), "0 keeps mail for ever");
+        assert!(days(3650).validate().is_ok());
+        let error = days(3651).validate().expect_err("out of range");
+        assert!(error.to_string().contains("MAIL_RETENTION_DAYS"), "{error}");
     }
 }

@@ -15,7 +15,10 @@ use crate::{
         entities::{email_codes, user_identities, users as user_rows, webauthn_credentials},
     },
     error::{AppError, AppResult},
-    infra::{clock::to_db, mail::Mail},
+    infra::{
+        clock::to_db,
+        mail::{Mail, retention},
+    },
 };
 
 /// Asks the orders module whether a user still has orders that must not lose their owner
@@ -117,6 +120,7 @@ pub async fn delete_account(
                 .exec(tx)
                 .await?;
             let families = recovery::revoke_all(tx, now, &user.id, None).await?;
+            retention::forget_address(tx, &user.email).await?;
             // The farewell goes to the address the account had, before it was anonymised.
             let mail = Mail::AccountDeleted {
                 name: user.name.clone().unwrap_or_default(),

@@ -38,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(Orders),
             Box::new(Queues),
             Box::new(Identities),
+            Box::new(MailRetention),
         ]
     }
 }
@@ -724,5 +725,26 @@ const IDENTITIES: &[&str] = &[
 impl MigrationTrait for Identities {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         apply(manager, IDENTITIES).await
+    }
+}
+
+/// Indexes for deleting finished mail by age and by address.
+struct MailRetention;
+
+impl MigrationName for MailRetention {
+    fn name(&self) -> &str {
+        "m0009_mail_retention"
+    }
+}
+
+const MAIL_RETENTION: &[&str] = &[
+    "CREATE INDEX ix_mail_outbox_finished ON mail_outbox (status, sent_at)",
+    "CREATE INDEX ix_mail_outbox_address ON mail_outbox (to_address)",
+];
+
+#[async_trait::async_trait]
+impl MigrationTrait for MailRetention {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        apply(manager, MAIL_RETENTION).await
     }
 }

@@ -14,7 +14,7 @@ use crate::{
     app::AppState,
     db::{self, entities::orders},
     error::AppResult,
-    infra::clock::to_db,
+    infra::{clock::to_db, mail::retention},
 };
 
 /// Orders looked at per sweep; the next sweep takes the rest.
@@ -90,7 +90,8 @@ pub async fn sweep(state: &AppState) -> AppResult<usize> {
     Ok(expired)
 }
 
-/// Sweeps every second (and forgets idempotency keys past their 24 hours each minute).
+/// Sweeps every second; each minute it also forgets idempotency keys past their 24 hours and
+/// finished mail past `MAIL_RETENTION_DAYS`.
 pub async fn sweep_forever(state: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut n: u64 = 0;
@@ -106,6 +107,14 @@ pub async fn sweep_forever(state: AppState) {
             && let Err(e) = idempotency::purge_expired(&state.db, state.clock.now()).await
         {
             tracing::warn!(error = %e, "idempotency key purge failed");
+        }
+        if n.is_multiple_of(60) && state.config.mail_retention_days > 0 {
+            let keep = time::Duration::days(state.config.mail_retention_days.into());
+            match retention::purge_finished(&state.db, state.clock.now(), keep).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "finished mail past its retention deleted"),
+                Err(e) => tracing::warn!(error = %e, "mail retention purge failed"),
+            }
         }
     }
 }

@@ -115,3 +115,200 @@ async fn two_workers_on_one_outbox_send_each_mail_once() {
         );
     }
 }
+
+/// A worker that writes mail to the log, for tests that need delivered rows without a relay.
+fn log_worker(app: &TestApp) -> MailWorker {
+    MailWorker {
+        db: app.state.db.clone(),
+        clock: app.state.clock.clone(),
+        transport: Transport::Log,
+        from: "boxoffice <no-reply@localhost>".parse().expect("mailbox"),
+        wake: Arc::new(tokio::sync::Notify::new()),
+    }
+}
+
+/// An app whose own worker holds mail, so only the test decides what is delivered.
+async fn app_holding_mail() -> TestApp {
+    TestApp::spawn_with(Spawn {
+        configure: |c| c.smtp_url = None,
+        ..Spawn::default()
+    })
+    .await
+}
+
+async fn enqueue_to(app: &TestApp, address: &str) {
+    let mail = Mail::VerifyEmail {
+        name: "n".into(),
+        code: "123456".into(),
+        minutes: 5,
+    };
+    mail::enqueue(
+        &app.state.db,
+        app.state.clock.now(),
+        address,
+        MailLocale::En,
+        &mail,
+    )
+    .await
+    .expect("enqueue");
+}
+
+async fn outbox_to(
+    app: &TestApp,
+    address: &str,
+) -> Vec<boxoffice::db::entities::mail_outbox::Model> {
+    use boxoffice::db::entities::mail_outbox::{Column, Entity};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    Entity::find()
+        .filter(Column::ToAddress.eq(address))
+        .all(&app.state.db)
+        .await
+        .expect("query")
+}
+
+#[tokio::test]
+async fn finished_mail_is_deleted_after_the_retention_and_pending_mail_is_kept() {
+    use boxoffice::db::entities::mail_outbox::{Column, Entity};
+    use boxoffice::infra::mail::retention;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+
+    let app = app_holding_mail().await;
+    let keep = Duration::days(30);
+    // Delivered 31 days ago, and one that was given up on then.
+    enqueue_to(&app, "old@example.com").await;
+    enqueue_to(&app, "failed@example.com").await;
+    Entity::update_many()
+        .col_expr(Column::Status, Expr::value("FAILED"))
+        .filter(Column::ToAddress.eq("failed@example.com"))
+        .exec(&app.state.db)
+        .await
+        .expect("give up");
+    log_worker(&app).deliver_due().await.expect("deliver");
+    app.clock.advance(Duration::days(2));
+    // Delivered 29 days ago.
+    enqueue_to(&app, "recent@example.com").await;
+    log_worker(&app).deliver_due().await.expect("deliver");
+    app.clock.advance(Duration::days(29));
+    // Still waiting for a relay after all this time: never purged.
+    Entity::update_many()
+        .col_expr(
+            Column::NextAttemptAt,
+            Expr::value(boxoffice::infra::clock::to_db(
+                app.state.clock.now() + Duration::days(1),
+            )),
+        )
+        .filter(Column::Status.eq("PENDING"))
+        .exec(&app.state.db)
+        .await
+        .expect("postpone");
+    enqueue_to(&app, "waiting@example.com").await;
+    Entity::update_many()
+        .col_expr(
+            Column::CreatedAt,
+            Expr::value(boxoffice::infra::clock::to_db(
+                app.state.clock.now() - Duration::days(60),
+            )),
+        )
+        .filter(Column::ToAddress.eq("waiting@example.com"))
+        .exec(&app.state.db)
+        .await
+        .expect("age it");
+
+    let purged = retention::purge_finished(&app.state.db, app.state.clock.now(), keep)
+        .await
+        .expect("purge");
+
+    assert_eq!(purged, 2, "the old delivered mail and the old failed one");
+    assert!(outbox_to(&app, "old@example.com").await.is_empty());
+    assert!(outbox_to(&app, "failed@example.com").await.is_empty());
+    assert_eq!(
+        outbox_to(&app, "recent@example.com").await[0].status,
+        "LOGGED"
+    );
+    assert_eq!(
+        outbox_to(&app, "waiting@example.com").await[0].status,
+        "PENDING"
+    );
+    assert_eq!(
+        retention::purge_finished(&app.state.db, app.state.clock.now(), keep)
+            .await
+            .expect("purge again"),
+        0,
+        "a second purge finds nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_purge_larger_than_one_batch_deletes_every_finished_row() {
+    use boxoffice::infra::mail::retention;
+    let app = app_holding_mail().await;
+    let now = app.state.clock.now();
+    let mail = Mail::VerifyEmail {
+        name: "n".into(),
+        code: "123456".into(),
+        minutes: 5,
+    };
+    let addresses: Vec<String> = (0..2_500).map(|i| format!("bulk{i}@example.com")).collect();
+    mail::enqueue_all(
+        &app.state.db,
+        now,
+        addresses
+            .iter()
+            .map(|a| (a.as_str(), MailLocale::En, &mail)),
+    )
+    .await
+    .expect("enqueue");
+    {
+        use boxoffice::db::entities::mail_outbox::{Column, Entity};
+        use sea_orm::{EntityTrait, sea_query::Expr};
+        Entity::update_many()
+            .col_expr(Column::Status, Expr::value("SENT"))
+            .col_expr(
+                Column::SentAt,
+                Expr::value(Some(boxoffice::infra::clock::to_db(now))),
+            )
+            .exec(&app.state.db)
+            .await
+            .expect("mark sent");
+    }
+    app.clock.advance(Duration::days(8));
+    let purged = retention::purge_finished(&app.state.db, app.state.clock.now(), Duration::days(7))
+        .await
+        .expect("purge");
+    assert_eq!(purged, 2_500);
+}
+
+#[tokio::test]
+async fn deleting_an_account_forgets_its_delivered_mail_but_still_sends_the_farewell() {
+    let app = app_holding_mail().await;
+    let user = app.user_with_role(boxoffice::auth::model::Role::User).await;
+    enqueue_to(&app, &user.email).await;
+    log_worker(&app).deliver_due().await.expect("deliver");
+    assert!(
+        outbox_to(&app, &user.email)
+            .await
+            .iter()
+            .any(|row| row.status == "LOGGED"),
+        "a delivered mail to forget"
+    );
+
+    let response = app
+        .client
+        .delete(app.url("/auth/me"))
+        .bearer_auth(&user.access_token)
+        .json(&json!({"password": PASSWORD}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+
+    let rows = outbox_to(&app, &user.email).await;
+    assert!(
+        rows.iter().all(|row| row.status == "PENDING"),
+        "only mail still to send remains: {rows:?}"
+    );
+    assert!(
+        rows.iter().any(|row| row.template == "ACCOUNT_DELETED"),
+        "the farewell waits to go out: {rows:?}"
+    );
+}

@@ -1,5 +1,6 @@
 //! E-mail: written to the outbox in the transaction that causes it, delivered by a worker.
 
+pub mod retention;
 mod templates;
 pub mod worker;
 
