@@ -68,6 +68,10 @@ pub fn render(report: &Report) -> String {
         push_phase_rows(&mut out, phase);
     }
 
+    for phase in &report.phases {
+        push_minutes(&mut out, phase, report.duration_s);
+    }
+
     if let Some(sale) = &report.sell_out {
         push_sell_out(&mut out, sale);
     }
@@ -198,6 +202,47 @@ fn push_phase_rows(out: &mut String, phase: &PhaseReport) {
     }
 }
 
+/// A phase of two minutes or more, minute by minute: each operation's rate and p99, so a drift
+/// shows in which operation it is. `measured_s` bounds the last, partial minute.
+fn push_minutes(out: &mut String, phase: &PhaseReport, measured_s: f64) {
+    let minutes: std::collections::BTreeSet<u64> = phase.minutes.iter().map(|m| m.minute).collect();
+    if minutes.len() < 2 {
+        return;
+    }
+    let ops: Vec<&str> = phase.operations.iter().map(|o| o.name.as_str()).collect();
+    let _ = write!(out, "\n{} by minute:\n\n| minute |", cell(&phase.name));
+    for op in &ops {
+        let _ = write!(out, " {0} ok/s | {0} p99 ms |", cell(op));
+    }
+    out.push_str(" errors |\n|--:|");
+    out.push_str(&"--:|--:|".repeat(ops.len()));
+    out.push_str("--:|\n");
+    for minute in minutes {
+        let seconds = (measured_s - 60.0 * minute as f64).clamp(1.0, 60.0);
+        let _ = write!(out, "| {} |", minute + 1);
+        let mut errors = 0;
+        for op in &ops {
+            match phase
+                .minutes
+                .iter()
+                .find(|m| m.minute == minute && m.operation == *op)
+            {
+                Some(m) => {
+                    errors += m.errors;
+                    let p99 = if m.ok > 0 {
+                        format!("{:.1}", m.p99)
+                    } else {
+                        "–".into()
+                    };
+                    let _ = write!(out, " {:.0} | {p99} |", m.ok as f64 / seconds);
+                }
+                None => out.push_str(" 0 | – |"),
+            }
+        }
+        let _ = writeln!(out, " {errors} |");
+    }
+}
+
 fn notes(report: &Report) -> Vec<String> {
     let mut notes = report.notes.clone();
     for phase in &report.phases {
@@ -298,6 +343,7 @@ pub(crate) mod tests {
                         }),
                     }],
                     timeline: Vec::new(),
+                    minutes: Vec::new(),
                 },
                 PhaseReport::unavailable(
                     "mariadb_hot_row_update",
@@ -388,5 +434,35 @@ pub(crate) mod tests {
         let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| ")).collect();
         assert_eq!(rows.len(), 3);
         assert!(rows.iter().all(|row| columns(row) == columns(rows[0])));
+        assert!(
+            !md.contains("by minute"),
+            "a short phase has no minute table"
+        );
+    }
+
+    #[test]
+    fn a_long_phase_gets_each_operations_rate_and_p99_by_minute() {
+        use crate::report::MinuteReport;
+        let mut report = report();
+        report.duration_s = 90.0;
+        let phase = &mut report.phases[0];
+        phase.name = "soak".into();
+        let minute = |minute, operation: &str, ok, errors, p99| MinuteReport {
+            minute,
+            operation: operation.into(),
+            ok,
+            errors,
+            p50: 1.0,
+            p99,
+        };
+        phase.minutes = vec![
+            minute(0, "GET", 6_000, 0, 2.0),
+            minute(1, "GET", 3_000, 2, 9.25),
+        ];
+        let md = render(&report);
+        assert!(md.contains("\nsoak by minute:\n\n| minute | GET ok/s | GET p99 ms | errors |\n|--:|--:|--:|--:|\n"), "{md}");
+        assert!(md.contains("| 1 | 100 | 2.0 | 0 |\n"), "{md}");
+        // The last minute lasted 30 s of the 90 measured.
+        assert!(md.contains("| 2 | 100 | 9.2 | 2 |\n"), "{md}");
     }
 }

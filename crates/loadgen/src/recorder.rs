@@ -49,9 +49,9 @@ impl OpStats {
     }
 }
 
-/// All operations of one second of a phase (for charts over time).
+/// The steps of one slice of a phase's time (for reports over time).
 #[derive(Debug)]
-pub struct Second {
+pub struct Tally {
     /// Steps that got the expected answer.
     pub ok: u64,
     /// Steps that did not.
@@ -60,19 +60,50 @@ pub struct Second {
     pub latency_us: Histogram<u64>,
 }
 
+impl Tally {
+    fn new() -> Self {
+        Self {
+            ok: 0,
+            errors: 0,
+            latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 2)
+                .expect("constant histogram bounds are valid"),
+        }
+    }
+
+    fn add(&mut self, outcome: &anyhow::Result<Status>, latency: Duration) {
+        if matches!(outcome, Ok(Status::Ok)) {
+            self.ok += 1;
+            let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+            self.latency_us.saturating_record(micros.max(1));
+        } else {
+            self.errors += 1;
+        }
+    }
+}
+
+/// A phase over time: all operations per second (the chart), and each operation per minute (so
+/// a long run shows which operation drifted).
+#[derive(Debug, Default)]
+pub struct Timeline {
+    /// Second since measuring began → every step finished in it.
+    pub seconds: BTreeMap<u64, Tally>,
+    /// (minute since measuring began, operation) → its steps finished in that minute.
+    pub minutes: BTreeMap<(u64, &'static str), Tally>,
+}
+
 /// Per-operation statistics shared by all virtual users of a phase.
 #[derive(Debug, Default)]
 pub struct Recorder {
     ops: Mutex<BTreeMap<&'static str, OpStats>>,
     /// Where second 0 of the timeline starts; no timeline is kept until it is set.
     origin: Mutex<Option<std::time::Instant>>,
-    timeline: Mutex<BTreeMap<u64, Second>>,
+    timeline: Mutex<Timeline>,
 }
 
 impl Recorder {
     /// Counts one step; only successful steps feed the latency histogram.
     pub fn record(&self, op: &'static str, outcome: &anyhow::Result<Status>, latency: Duration) {
-        self.record_second(outcome, latency);
+        self.record_in_timeline(op, outcome, latency);
         // A panicking worker cannot leave the map half-updated, so a poisoned lock is still usable.
         let mut ops = self.ops.lock().unwrap_or_else(PoisonError::into_inner);
         let stats = ops.entry(op).or_insert_with(OpStats::new);
@@ -99,7 +130,12 @@ impl Recorder {
         *self.origin.lock().unwrap_or_else(PoisonError::into_inner) = Some(origin);
     }
 
-    fn record_second(&self, outcome: &anyhow::Result<Status>, latency: Duration) {
+    fn record_in_timeline(
+        &self,
+        op: &'static str,
+        outcome: &anyhow::Result<Status>,
+        latency: Duration,
+    ) {
         let Some(origin) = *self.origin.lock().unwrap_or_else(PoisonError::into_inner) else {
             return;
         };
@@ -107,23 +143,20 @@ impl Recorder {
             .saturating_duration_since(origin)
             .as_secs();
         let mut timeline = self.timeline.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = timeline.entry(second).or_insert_with(|| Second {
-            ok: 0,
-            errors: 0,
-            latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 2)
-                .expect("constant histogram bounds are valid"),
-        });
-        if matches!(outcome, Ok(Status::Ok)) {
-            entry.ok += 1;
-            let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-            entry.latency_us.saturating_record(micros.max(1));
-        } else {
-            entry.errors += 1;
-        }
+        timeline
+            .seconds
+            .entry(second)
+            .or_insert_with(Tally::new)
+            .add(outcome, latency);
+        timeline
+            .minutes
+            .entry((second / 60, op))
+            .or_insert_with(Tally::new)
+            .add(outcome, latency);
     }
 
-    /// Takes the per-second timeline, oldest first.
-    pub fn take_timeline(&self) -> BTreeMap<u64, Second> {
+    /// Takes the timeline, oldest first.
+    pub fn take_timeline(&self) -> Timeline {
         std::mem::take(&mut *self.timeline.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
@@ -155,5 +188,24 @@ mod tests {
         assert_eq!(stats.first_transport_error.as_deref(), Some("refused"));
         assert_eq!(stats.latency_us.len(), 1);
         assert!(recorder.take().is_empty());
+    }
+
+    #[test]
+    fn with_a_timeline_each_operation_is_also_tallied_by_minute() {
+        let recorder = Recorder::default();
+        recorder.record("before", &Ok(Status::Ok), Duration::from_millis(1));
+        recorder.start_timeline(std::time::Instant::now());
+        recorder.record("a", &Ok(Status::Ok), Duration::from_millis(2));
+        recorder.record("a", &Ok(Status::Unexpected("500".into())), Duration::ZERO);
+        recorder.record("b", &Ok(Status::Ok), Duration::from_millis(4));
+        let timeline = recorder.take_timeline();
+        assert_eq!(timeline.seconds[&0].ok + timeline.seconds[&0].errors, 3);
+        let a = &timeline.minutes[&(0, "a")];
+        assert_eq!((a.ok, a.errors), (1, 1));
+        assert_eq!(timeline.minutes[&(0, "b")].ok, 1);
+        assert!(
+            !timeline.minutes.keys().any(|(_, op)| *op == "before"),
+            "steps before the timeline started are not in it"
+        );
     }
 }

@@ -128,6 +128,26 @@ pub struct PhaseReport {
     /// Each second of the measured window (all operations together); charted as SVG.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<SecondReport>,
+    /// Each operation in each minute of the measured window, minute by minute.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub minutes: Vec<MinuteReport>,
+}
+
+/// One operation in one minute of a phase.
+#[derive(Debug, Serialize)]
+pub struct MinuteReport {
+    /// Minutes since measuring began (0 = the first minute).
+    pub minute: u64,
+    /// Operation name.
+    pub operation: String,
+    /// Successful steps in this minute.
+    pub ok: u64,
+    /// Failed steps in this minute.
+    pub errors: u64,
+    /// Median latency of the successful steps, ms.
+    pub p50: f64,
+    /// 99th percentile, ms.
+    pub p99: f64,
 }
 
 /// One second of a phase.
@@ -155,8 +175,22 @@ impl PhaseReport {
             .collect();
         let started: u64 = operations.iter().map(|op| op.count).sum();
         let ms = |us: u64| us as f64 / 1000.0;
+        let minutes = result
+            .timeline
+            .minutes
+            .iter()
+            .map(|((minute, op), s)| MinuteReport {
+                minute: *minute,
+                operation: (*op).to_owned(),
+                ok: s.ok,
+                errors: s.errors,
+                p50: ms(s.latency_us.value_at_quantile(0.5)),
+                p99: ms(s.latency_us.value_at_quantile(0.99)),
+            })
+            .collect();
         let timeline = result
             .timeline
+            .seconds
             .iter()
             .map(|(t, s)| SecondReport {
                 t: *t,
@@ -173,6 +207,7 @@ impl PhaseReport {
             missed: result.scheduled.map(|due| due.saturating_sub(started)),
             operations,
             timeline,
+            minutes,
         }
     }
 
@@ -185,6 +220,7 @@ impl PhaseReport {
             missed: None,
             operations: Vec::new(),
             timeline: Vec::new(),
+            minutes: Vec::new(),
         }
     }
 }

@@ -50,8 +50,8 @@ pub struct PhaseResult {
     pub ops: BTreeMap<&'static str, OpStats>,
     /// Open model: requests due in the measured window.
     pub scheduled: Option<u64>,
-    /// Every second of the measured window, all operations together.
-    pub timeline: BTreeMap<u64, crate::recorder::Second>,
+    /// The measured window over time: every second, and each operation per minute.
+    pub timeline: crate::recorder::Timeline,
 }
 
 /// Instants that bound a phase.
