@@ -205,7 +205,13 @@ fn push_phase_rows(out: &mut String, phase: &PhaseReport) {
 /// A phase of two minutes or more, minute by minute: each operation's rate and p99, so a drift
 /// shows in which operation it is. `measured_s` bounds the last, partial minute.
 fn push_minutes(out: &mut String, phase: &PhaseReport, measured_s: f64) {
-    let minutes: std::collections::BTreeSet<u64> = phase.minutes.iter().map(|m| m.minute).collect();
+    // Steps that finish after the window (the last answers) stay in the JSON, not in the table.
+    let minutes: std::collections::BTreeSet<u64> = phase
+        .minutes
+        .iter()
+        .map(|m| m.minute)
+        .filter(|&minute| (minute as f64) * 60.0 < measured_s)
+        .collect();
     if minutes.len() < 2 {
         return;
     }
@@ -458,11 +464,14 @@ pub(crate) mod tests {
         phase.minutes = vec![
             minute(0, "GET", 6_000, 0, 2.0),
             minute(1, "GET", 3_000, 2, 9.25),
+            // Answers that arrived after the 90 measured seconds.
+            minute(2, "GET", 5, 0, 1.0),
         ];
         let md = render(&report);
         assert!(md.contains("\nsoak by minute:\n\n| minute | GET ok/s | GET p99 ms | errors |\n|--:|--:|--:|--:|\n"), "{md}");
         assert!(md.contains("| 1 | 100 | 2.0 | 0 |\n"), "{md}");
         // The last minute lasted 30 s of the 90 measured.
         assert!(md.contains("| 2 | 100 | 9.2 | 2 |\n"), "{md}");
+        assert!(!md.contains("| 3 |"), "no row after the window: {md}");
     }
 }
