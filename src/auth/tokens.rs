@@ -7,6 +7,7 @@ use ed25519_dalek::Signature;
 use jsonwebtoken::{Algorithm, Header};
 use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::{
@@ -14,10 +15,7 @@ use super::{
     model::Role,
     signature_checks::{Check, SignatureChecks},
 };
-use crate::{
-    error::{AppError, AppResult},
-    infra::secrets::hash_token,
-};
+use crate::error::{AppError, AppResult};
 
 /// Access token lifetime in seconds.
 pub const ACCESS_TTL_SECONDS: i64 = 15 * 60;
@@ -42,7 +40,8 @@ pub struct Claims {
 /// Signs access tokens and verifies them, checking each signature once per instance.
 pub struct Tokens {
     keys: Arc<KeyRing>,
-    verified: Cache<String, Arc<Claims>>,
+    /// Keyed by the token's SHA-256, so the cache holds no usable token.
+    verified: Cache<[u8; 32], Arc<Claims>>,
     signatures: SignatureChecks,
 }
 
@@ -94,7 +93,7 @@ impl Tokens {
 
     /// Verifies a token's signature (once per instance) and expiry (against the injected clock).
     pub async fn verify(&self, token: &str, now: OffsetDateTime) -> AppResult<Arc<Claims>> {
-        let cache_key = hash_token(token);
+        let cache_key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let claims = match self.verified.get(&cache_key) {
             Some(claims) => claims,
             None => {
