@@ -312,3 +312,42 @@ async fn deleting_an_account_forgets_its_delivered_mail_but_still_sends_the_fare
         "the farewell waits to go out: {rows:?}"
     );
 }
+
+#[tokio::test]
+async fn a_mail_given_up_after_the_last_try_keeps_no_code() {
+    use boxoffice::db::entities::mail_outbox::{Column, Entity};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+
+    // A relay that hangs up on every connection before its greeting.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        loop {
+            drop(listener.accept().await);
+        }
+    });
+    let app = app_holding_mail().await;
+    enqueue_to(&app, "unlucky@example.com").await;
+    // Nine tries already failed.
+    Entity::update_many()
+        .col_expr(Column::Attempts, Expr::value(9))
+        .filter(Column::ToAddress.eq("unlucky@example.com"))
+        .exec(&app.state.db)
+        .await
+        .expect("nine failures");
+    let worker = MailWorker {
+        transport: Transport::from_config(Some(&format!("smtp://127.0.0.1:{port}")), false)
+            .expect("transport"),
+        ..log_worker(&app)
+    };
+
+    worker.deliver_due().await.expect("deliver");
+
+    let rows = outbox_to(&app, "unlucky@example.com").await;
+    assert_eq!(rows[0].status, "FAILED");
+    assert_eq!(rows[0].attempts, 10);
+    assert_eq!(rows[0].params, "{}", "the code is gone");
+    assert!(rows[0].last_error.is_some(), "the operator sees why");
+}

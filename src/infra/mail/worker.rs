@@ -155,12 +155,19 @@ impl MailWorker {
                 metrics::mail("failed");
                 let attempts = row.attempts + 1;
                 let backoff = 2i64.saturating_pow(attempts.clamp(0, 12) as u32).min(3600);
-                let next_status = if attempts >= MAX_ATTEMPTS {
+                let gave_up = attempts >= MAX_ATTEMPTS;
+                let next_status = if gave_up {
                     status::FAILED
                 } else {
                     status::PENDING
                 };
                 tracing::warn!(mail_id = %row.id, attempts, error = %e, "mail delivery failed");
+                // A mail given up on is never sent, so a code in its parameters has no use left.
+                let update = if gave_up {
+                    update.col_expr(Column::Params, Expr::value("{}"))
+                } else {
+                    update
+                };
                 update
                     .col_expr(Column::Status, Expr::value(next_status))
                     .col_expr(Column::Attempts, Expr::value(attempts))
