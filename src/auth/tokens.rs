@@ -7,7 +7,6 @@ use ed25519_dalek::Signature;
 use jsonwebtoken::{Algorithm, Header};
 use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::{
@@ -15,7 +14,10 @@ use super::{
     model::Role,
     signature_checks::{Check, SignatureChecks},
 };
-use crate::error::{AppError, AppResult};
+use crate::{
+    error::{AppError, AppResult},
+    infra::secrets::token_digest,
+};
 
 /// Access token lifetime in seconds.
 pub const ACCESS_TTL_SECONDS: i64 = 15 * 60;
@@ -93,7 +95,7 @@ impl Tokens {
 
     /// Verifies a token's signature (once per instance) and expiry (against the injected clock).
     pub async fn verify(&self, token: &str, now: OffsetDateTime) -> AppResult<Arc<Claims>> {
-        let cache_key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let cache_key = token_digest(token);
         let claims = match self.verified.get(&cache_key) {
             Some(claims) => claims,
             None => {

@@ -125,7 +125,12 @@ pub fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
 
 /// SHA-256 of a token, hex: how opaque tokens are stored.
 pub fn hash_token(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
+    hex(&token_digest(token))
+}
+
+/// SHA-256 of a token, raw: a lookup key that holds no usable token.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 /// Lower-case hex.

@@ -96,14 +96,13 @@ async fn two_workers_on_one_outbox_send_each_mail_once() {
         .await
         .expect("enqueue");
     }
-    let worker = || MailWorker {
-        db: app.state.db.clone(),
-        clock: app.state.clock.clone(),
-        transport: Transport::from_config(Some(&sink.url), false).expect("transport"),
-        from: "boxoffice <no-reply@localhost>".parse().expect("mailbox"),
-        wake: Arc::new(tokio::sync::Notify::new()),
+    let relay_worker = || {
+        worker(
+            &app,
+            Transport::from_config(Some(&sink.url), false).expect("transport"),
+        )
     };
-    let (a, b) = (worker(), worker());
+    let (a, b) = (relay_worker(), relay_worker());
     let (ra, rb) = tokio::join!(a.deliver_due(), b.deliver_due());
     ra.expect("worker a");
     rb.expect("worker b");
@@ -116,12 +115,13 @@ async fn two_workers_on_one_outbox_send_each_mail_once() {
     }
 }
 
-/// A worker that writes mail to the log, for tests that need delivered rows without a relay.
-fn log_worker(app: &TestApp) -> MailWorker {
+/// A worker over the app's outbox that delivers through `transport` when the test calls it
+/// (`Transport::Log` gives delivered rows without a relay).
+fn worker(app: &TestApp, transport: Transport) -> MailWorker {
     MailWorker {
         db: app.state.db.clone(),
         clock: app.state.clock.clone(),
-        transport: Transport::Log,
+        transport,
         from: "boxoffice <no-reply@localhost>".parse().expect("mailbox"),
         wake: Arc::new(tokio::sync::Notify::new()),
     }
@@ -183,11 +183,17 @@ async fn finished_mail_is_deleted_after_the_retention_and_pending_mail_is_kept()
         .exec(&app.state.db)
         .await
         .expect("give up");
-    log_worker(&app).deliver_due().await.expect("deliver");
+    worker(&app, Transport::Log)
+        .deliver_due()
+        .await
+        .expect("deliver");
     app.clock.advance(Duration::days(2));
     // Delivered 29 days ago.
     enqueue_to(&app, "recent@example.com").await;
-    log_worker(&app).deliver_due().await.expect("deliver");
+    worker(&app, Transport::Log)
+        .deliver_due()
+        .await
+        .expect("deliver");
     app.clock.advance(Duration::days(29));
     // Still waiting for a relay after all this time: never purged.
     Entity::update_many()
@@ -283,7 +289,10 @@ async fn deleting_an_account_forgets_its_delivered_mail_but_still_sends_the_fare
     let app = app_holding_mail().await;
     let user = app.user_with_role(boxoffice::auth::model::Role::User).await;
     enqueue_to(&app, &user.email).await;
-    log_worker(&app).deliver_due().await.expect("deliver");
+    worker(&app, Transport::Log)
+        .deliver_due()
+        .await
+        .expect("deliver");
     assert!(
         outbox_to(&app, &user.email)
             .await
@@ -337,13 +346,10 @@ async fn a_mail_given_up_after_the_last_try_keeps_no_code() {
         .exec(&app.state.db)
         .await
         .expect("nine failures");
-    let worker = MailWorker {
-        transport: Transport::from_config(Some(&format!("smtp://127.0.0.1:{port}")), false)
-            .expect("transport"),
-        ..log_worker(&app)
-    };
+    let relay = Transport::from_config(Some(&format!("smtp://127.0.0.1:{port}")), false)
+        .expect("transport");
 
-    worker.deliver_due().await.expect("deliver");
+    worker(&app, relay).deliver_due().await.expect("deliver");
 
     let rows = outbox_to(&app, "unlucky@example.com").await;
     assert_eq!(rows[0].status, "FAILED");
