@@ -6,6 +6,7 @@
 #   cargo build --release -p boxoffice -p loadgen
 #   bench/soak.sh                 # 10 minutes
 #   DURATION=60 bench/soak.sh     # a quick look
+#   DURATION=2400 bench/soak.sh   # 40 minutes: buyers refresh their 15-minute access tokens
 #
 # Settings (environment): DURATION (600), USERS (32), BUYERS (2000), PORT (18097), BIN, OUT,
 # MYSQL_URL (mysql://root@127.0.0.1:3306), REDIS_URL (redis://127.0.0.1:6379), WORK.

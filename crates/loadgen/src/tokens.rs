@@ -5,7 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use anyhow::{Context, Result, bail};
+use reqwest::{Client, StatusCode, Url};
 use serde::{Deserialize, Serialize};
+
+use crate::http;
+use crate::scenario::Status;
 
 /// One line of the tokens file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -115,6 +119,77 @@ impl TokenStore {
     fn slot(&self, index: usize) -> &Mutex<TokenLine> {
         // parse() rejects empty files, so there is always a line to wrap around to.
         &self.lines[index % self.lines.len()]
+    }
+}
+
+/// Writes the rotated tokens back to `path` when any were rotated, and says so (`None` when the
+/// file's tokens are still the live ones).
+pub fn write_back(path: &Path, store: &TokenStore) -> Option<String> {
+    if store.rotations() == 0 {
+        return None;
+    }
+    // The file's refresh tokens are spent now; without the new ones the next run would only
+    // measure revoked sessions.
+    let note = match save(path, &store.snapshot()) {
+        Ok(()) => format!(
+            "{} rotated token pairs were written back to {}",
+            store.rotations(),
+            path.display()
+        ),
+        Err(error) => format!(
+            "could not write the rotated tokens back ({error:#}); {} now holds spent refresh tokens",
+            path.display()
+        ),
+    };
+    eprintln!("{note}");
+    Some(note)
+}
+
+#[derive(Serialize)]
+struct RefreshRequest<'a> {
+    refresh_token: &'a str,
+}
+
+/// A successful answer of `POST /auth/refresh`.
+#[derive(Debug, Deserialize)]
+pub struct TokenPair {
+    /// The new access token.
+    pub access_token: String,
+    /// The new refresh token; the presented one is spent.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds the access token lives.
+    pub expires_in: u64,
+}
+
+/// What `POST /auth/refresh` answered.
+#[derive(Debug)]
+pub enum Refreshed {
+    /// A new pair.
+    Pair(TokenPair),
+    /// Any other answer, labelled for the report.
+    Refused(Status),
+}
+
+/// Trades `refresh_token` for a new pair at `url` (`…/auth/refresh`); `Err` only when no answer came.
+pub async fn refresh(client: &Client, url: Url, refresh_token: &str) -> Result<Refreshed> {
+    let response = client
+        .post(url)
+        .json(&RefreshRequest { refresh_token })
+        .send()
+        .await?;
+    if response.status() != StatusCode::OK {
+        return Ok(Refreshed::Refused(
+            http::expect(Ok(response), StatusCode::OK).await?,
+        ));
+    }
+    match response.json::<TokenPair>().await {
+        Ok(pair) => Ok(Refreshed::Pair(pair)),
+        Err(error) if error.is_decode() => Ok(Refreshed::Refused(Status::Unexpected(
+            "200 with unexpected body".to_owned(),
+        ))),
+        Err(error) => Err(error.into()),
     }
 }
 

@@ -49,22 +49,8 @@ pub async fn run(cli: &Cli, config: &RunConfig) -> Result<RunOutput> {
         output.phases.push(phase);
     }
 
-    if store.rotations() > 0 {
-        // The file's refresh tokens are spent now; without the new ones the next run would
-        // only measure revoked sessions.
-        let note = match tokens::save(path, &store.snapshot()) {
-            Ok(()) => format!(
-                "refresh: {} rotated token pairs were written back to {}",
-                store.rotations(),
-                path.display()
-            ),
-            Err(error) => format!(
-                "refresh: could not write the rotated tokens back ({error:#}); {} now holds spent refresh tokens",
-                path.display()
-            ),
-        };
-        eprintln!("{note}");
-        output.notes.push(note);
+    if let Some(note) = tokens::write_back(path, &store) {
+        output.notes.push(format!("refresh: {note}"));
     }
     if cli.mix.contains(&AuthMix::Login) {
         output.notes.push(
