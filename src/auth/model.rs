@@ -44,7 +44,7 @@ impl Email {
         }
         if original
             .chars()
-            .any(|c| c.is_control() || c.is_whitespace())
+            .any(|c| crate::infra::text::is_forbidden(c) || c.is_whitespace())
         {
             return Err(invalid("contains spaces or control characters"));
         }
@@ -162,11 +162,11 @@ pub fn parse_name(field: &str, raw: &str, max: usize) -> Result<String, FieldErr
             format!("must be at most {max} characters"),
         ));
     }
-    if value.chars().any(char::is_control) {
+    if value.chars().any(crate::infra::text::is_forbidden) {
         return Err(FieldError::new(
             field,
             "invalid_characters",
-            "must not contain control characters",
+            crate::infra::text::FORBIDDEN_MESSAGE,
         ));
     }
     Ok(value)

@@ -199,12 +199,12 @@ pub fn text(field: &str, raw: &str, min: usize, max: usize) -> Result<String, Fi
     }
     if value
         .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+        .any(crate::infra::text::is_forbidden_in_long_text)
     {
         return Err(FieldError::new(
             field,
             "invalid_characters",
-            "must not contain control characters",
+            crate::infra::text::FORBIDDEN_MESSAGE,
         ));
     }
     Ok(value)

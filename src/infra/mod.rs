@@ -11,3 +11,4 @@ pub mod ratelimit;
 pub mod redis;
 pub mod rng;
 pub mod secrets;
+pub mod text;

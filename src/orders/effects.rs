@@ -2,11 +2,11 @@
 //! confirmation, and returning it (with seats and per-user counters) on expiry, cancellation
 //! and refund. Everything here runs inside the caller's write transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, Value,
-    sea_query::Expr,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect, Statement,
+    Value, sea_query::Expr,
 };
 use time::OffsetDateTime;
 
@@ -15,7 +15,7 @@ use crate::{
     app::AppState,
     catalog::model::EventStatus,
     catalog::products::{notify, notify_back_in_stock, stock},
-    db::entities::{order_items, orders},
+    db::entities::{order_items, orders, package_components, products},
     error::AppResult,
     infra::clock::to_db,
 };
@@ -276,7 +276,8 @@ pub async fn release<C: ConnectionTrait>(
         .filter(order_items::Column::OrderId.eq(order.id.clone()))
         .all(conn)
         .await?;
-    for (scope, quantity) in counted_scopes(&lines) {
+    let parts = package_parts(conn, &lines).await?;
+    for (scope, quantity) in counted_scopes(&lines, &parts) {
         conn.execute_raw(Statement::from_sql_and_values(
             backend,
             "UPDATE purchase_counts SET quantity = quantity - ? \
@@ -302,10 +303,68 @@ pub async fn release<C: ConnectionTrait>(
     Ok(mails)
 }
 
+/// One part of a package, as the per-user limits see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Part {
+    /// The product inside the package.
+    pub product_id: String,
+    /// Its performance, when it is a ticket.
+    pub performance_id: Option<String>,
+    /// Units per package.
+    pub units: i64,
+}
+
+/// The parts of the packages an order's lines name, by package id. A sold package's contents
+/// cannot change, so these are the parts that checkout counted.
+pub async fn package_parts<C: ConnectionTrait>(
+    conn: &C,
+    lines: &[order_items::Model],
+) -> AppResult<HashMap<String, Vec<Part>>> {
+    let packages: Vec<String> = lines
+        .iter()
+        .filter(|l| LineKind::from_db(&l.kind) == LineKind::Package)
+        .filter_map(|l| l.product_id.clone())
+        .collect();
+    if packages.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let components = package_components::Entity::find()
+        .filter(package_components::Column::PackageId.is_in(packages))
+        .all(conn)
+        .await?;
+    let performances: HashMap<String, Option<String>> = products::Entity::find()
+        .select_only()
+        .column(products::Column::Id)
+        .column(products::Column::PerformanceId)
+        .filter(
+            products::Column::Id.is_in(components.iter().map(|c| c.component_product_id.clone())),
+        )
+        .into_tuple::<(String, Option<String>)>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .collect();
+    let mut parts: HashMap<String, Vec<Part>> = HashMap::new();
+    for component in components {
+        parts.entry(component.package_id).or_default().push(Part {
+            performance_id: performances
+                .get(&component.component_product_id)
+                .cloned()
+                .flatten(),
+            product_id: component.component_product_id,
+            units: i64::from(component.quantity),
+        });
+    }
+    Ok(parts)
+}
+
 /// The per-user counter scopes an order's lines count against, with quantities: every product
-/// (`p:` + id) and, for ticket lines, their performance (`f:` + id). Sorted, so counters are
-/// always touched in the same order.
-pub fn counted_scopes(lines: &[order_items::Model]) -> BTreeMap<String, i64> {
+/// (`p:` + id) and, for ticket lines, their performance (`f:` + id); a package line also counts
+/// each of its `parts` that way. Sorted, so counters are always touched in the same order.
+pub fn counted_scopes(
+    lines: &[order_items::Model],
+    parts: &HashMap<String, Vec<Part>>,
+) -> BTreeMap<String, i64> {
     let mut scopes = BTreeMap::new();
     for line in lines {
         let kind = LineKind::from_db(&line.kind);
@@ -320,6 +379,19 @@ pub fn counted_scopes(lines: &[order_items::Model]) -> BTreeMap<String, i64> {
             && let Some(performance_id) = &line.performance_id
         {
             *scopes.entry(performance_scope(performance_id)).or_insert(0) += quantity;
+        }
+        let contents = line
+            .product_id
+            .as_ref()
+            .filter(|_| kind == LineKind::Package)
+            .and_then(|id| parts.get(id))
+            .map_or(&[][..], Vec::as_slice);
+        for part in contents {
+            let units = quantity * part.units;
+            *scopes.entry(product_scope(&part.product_id)).or_insert(0) += units;
+            if let Some(performance_id) = &part.performance_id {
+                *scopes.entry(performance_scope(performance_id)).or_insert(0) += units;
+            }
         }
     }
     scopes

@@ -271,11 +271,11 @@ fn parse_reason(raw: &str) -> Result<String, FieldError> {
             format!("must be at most {REASON_MAX} characters"),
         ));
     }
-    if reason.chars().any(char::is_control) {
+    if reason.chars().any(crate::infra::text::is_forbidden) {
         return Err(FieldError::new(
             "reason",
             "invalid_characters",
-            "must not contain control characters",
+            crate::infra::text::FORBIDDEN_MESSAGE,
         ));
     }
     Ok(reason)

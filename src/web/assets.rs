@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::LazyLock};
 
 use axum::{
     extract::Path,
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
 use sha2::{Digest, Sha256};
@@ -103,7 +103,7 @@ pub async fn serve(Path(file): Path<String>) -> Response {
             asset.body.clone(),
         )
             .into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
+        None => crate::error::AppError::not_found().into_response(),
     }
 }
 

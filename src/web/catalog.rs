@@ -102,7 +102,10 @@ pub async fn list(
         .and_then(|d| {
             time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]")).ok()
         })
-        .map(|d| d.midnight().assume_offset(format::offset_of("Asia/Seoul")));
+        .map(|d| {
+            let midnight = d.midnight().assume_utc();
+            midnight.replace_offset(format::offset_at("Asia/Seoul", midnight))
+        });
     let wanted = match params.state.as_deref() {
         Some("on_sale") => Some(SaleState::OnSale),
         Some("upcoming") => Some(SaleState::Upcoming),

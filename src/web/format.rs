@@ -5,22 +5,38 @@ use time::{OffsetDateTime, UtcOffset};
 use super::i18n::Lang;
 use crate::catalog::{model::SaleState, money::Money};
 
-/// The offset used to show an event's times. Only zones with a fixed offset are known; Korean
-/// events (the default) are shown in KST, anything else in UTC with the offset written out.
-pub fn offset_of(timezone: &str) -> UtcOffset {
-    match timezone {
-        "Asia/Seoul" | "Asia/Tokyo" => UtcOffset::from_hms(9, 0, 0).unwrap_or(UtcOffset::UTC),
-        _ => UtcOffset::UTC,
-    }
+/// The zone most events are in; its times are shown without a zone name.
+const HOME_ZONE: &str = "Asia/Seoul";
+
+/// The offset in force in the IANA zone `timezone` at `at` (summer time included) and the zone's
+/// abbreviation then ("KST", "CET", "EDT"), from the time zone database built into the binary;
+/// UTC for a name it does not know (events are checked on write).
+fn zone_at(timezone: &str, at: OffsetDateTime) -> (UtcOffset, String) {
+    let (Ok(zone), Ok(instant)) = (
+        jiff::tz::TimeZone::get(timezone),
+        jiff::Timestamp::from_second(at.unix_timestamp()),
+    ) else {
+        return (UtcOffset::UTC, "UTC".to_owned());
+    };
+    let info = zone.to_offset_info(instant);
+    let offset = UtcOffset::from_whole_seconds(info.offset().seconds()).unwrap_or(UtcOffset::UTC);
+    (offset, info.abbreviation().to_owned())
 }
 
-/// "2026년 12월 24일 (목) 19:00" / "Thu 24 Dec 2026, 19:00".
+/// The UTC offset in force in the IANA zone `timezone` at `at`.
+pub fn offset_at(timezone: &str, at: OffsetDateTime) -> UtcOffset {
+    zone_at(timezone, at).0
+}
+
+/// "2026년 12월 24일 (목) 19:00" / "Thu 24 Dec 2026, 19:00" in the event's zone; outside Korea
+/// the zone's abbreviation follows ("Thu 24 Dec 2026, 11:00 CET").
 pub fn datetime(lang: Lang, at: OffsetDateTime, timezone: &str) -> String {
-    let at = at.to_offset(offset_of(timezone));
-    let zone = if at.offset() == UtcOffset::UTC {
-        " UTC"
+    let (offset, abbreviation) = zone_at(timezone, at);
+    let at = at.to_offset(offset);
+    let zone = if timezone == HOME_ZONE {
+        String::new()
     } else {
-        ""
+        format!(" {abbreviation}")
     };
     match lang {
         Lang::Ko => {
@@ -123,7 +139,16 @@ mod tests {
         );
         assert_eq!(
             datetime(Lang::En, at, "Europe/Paris"),
-            "Thu 24 Dec 2026, 10:00 UTC"
+            "Thu 24 Dec 2026, 11:00 CET"
         );
+        assert_eq!(
+            datetime(
+                Lang::En,
+                datetime!(2027-07-01 10:00 UTC),
+                "America/New_York"
+            ),
+            "Thu 1 Jul 2027, 06:00 EDT"
+        );
+        assert_eq!(datetime(Lang::En, at, "UTC"), "Thu 24 Dec 2026, 10:00 UTC");
     }
 }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{TestApp, assert_problem},
-    shop::{Shop, address, assert_stock_consistent, id, order, place, remaining},
+    shop::{Shop, address, assert_stock_consistent, cancel, id, order, place, remaining},
 };
 
 fn errors_of(problem: &Value) -> Vec<(String, String)> {
@@ -602,6 +602,151 @@ async fn limits_per_order_per_buyer_and_per_performance_hold() {
     .await;
     assert_problem(response, StatusCode::CONFLICT, "limit_exceeded").await;
     assert_stock_consistent(&app).await;
+}
+
+#[tokio::test]
+async fn a_package_counts_its_contents_against_their_per_buyer_limits() {
+    let app = TestApp::spawn().await;
+    let shop = Shop::open(&app).await;
+    let token = &shop.organizer.access_token;
+    let ticket = shop
+        .ticket_with(
+            &app,
+            100,
+            json!({"per_user_limit": 4, "per_order_limit": 4}),
+        )
+        .await;
+    let package = id(&shop
+        .product(
+            &app,
+            json!({"type": "PACKAGE", "name": "스탠딩 2인 패키지", "price": "100000", "quantity": 50,
+                   "components": [{"product_id": ticket, "quantity": 2}]}),
+        )
+        .await);
+    let buyer = app.user().await;
+    place(&app, &buyer, json!([{"product_id": ticket, "quantity": 2}])).await;
+
+    // Two packages hold four more tickets: six in all, over the limit of four.
+    let response = order(
+        &app,
+        &buyer,
+        json!([{"product_id": package, "quantity": 2}]),
+    )
+    .await;
+    let problem = assert_problem(response, StatusCode::CONFLICT, "limit_exceeded").await;
+    assert_eq!(
+        errors_of(&problem),
+        vec![("items[0].quantity".into(), "per_user_limit".into())]
+    );
+    // Three tickets and a package of two are five of the ticket in one order: over its
+    // per-order limit of four.
+    let fresh = app.user().await;
+    let response = order(
+        &app,
+        &fresh,
+        json!([{"product_id": ticket, "quantity": 3}, {"product_id": package, "quantity": 1}]),
+    )
+    .await;
+    assert_problem(response, StatusCode::CONFLICT, "limit_exceeded").await;
+
+    // One package brings the buyer to exactly four; canceling it gives the two back.
+    let bought = place(
+        &app,
+        &buyer,
+        json!([{"product_id": package, "quantity": 1}]),
+    )
+    .await;
+    let response = order(&app, &buyer, json!([{"product_id": ticket, "quantity": 1}])).await;
+    assert_problem(response, StatusCode::CONFLICT, "limit_exceeded").await;
+    let canceled = cancel(&app, &buyer, &id(&bought), None).await;
+    assert_eq!(canceled.status(), StatusCode::OK);
+    place(&app, &buyer, json!([{"product_id": ticket, "quantity": 2}])).await;
+    let response = order(
+        &app,
+        &buyer,
+        json!([{"product_id": package, "quantity": 1}]),
+    )
+    .await;
+    assert_problem(response, StatusCode::CONFLICT, "limit_exceeded").await;
+
+    // A performance's limit counts the tickets inside packages too.
+    let response = app
+        .client
+        .patch(app.url(&format!(
+            "/events/{}/performances/{}",
+            shop.event_id, shop.performance_id
+        )))
+        .bearer_auth(token)
+        .json(&json!({"per_user_limit": 3}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    let third = app.user().await;
+    place(
+        &app,
+        &third,
+        json!([{"product_id": package, "quantity": 1}]),
+    )
+    .await;
+    let response = order(
+        &app,
+        &third,
+        json!([{"product_id": package, "quantity": 1}]),
+    )
+    .await;
+    assert_problem(response, StatusCode::CONFLICT, "limit_exceeded").await;
+    place(&app, &third, json!([{"product_id": ticket, "quantity": 1}])).await;
+    assert_stock_consistent(&app).await;
+}
+
+#[tokio::test]
+async fn what_a_sold_package_contains_can_no_longer_change() {
+    let app = TestApp::spawn().await;
+    let shop = Shop::open(&app).await;
+    let token = &shop.organizer.access_token;
+    let ticket = shop.ticket(&app, 100).await;
+    let other = shop.ticket(&app, 100).await;
+    let package = id(&shop
+        .product(
+            &app,
+            json!({"type": "PACKAGE", "name": "패키지", "price": "100000", "quantity": 50,
+                   "components": [{"product_id": ticket, "quantity": 1}]}),
+        )
+        .await);
+    let patch = |body: Value| {
+        app.client
+            .patch(app.url(&format!("/products/{package}")))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    // Unsold, it may change.
+    let changed = patch(json!({"components": [{"product_id": ticket, "quantity": 2}]}))
+        .await
+        .expect("request");
+    assert_eq!(changed.status(), StatusCode::OK);
+    let buyer = app.user().await;
+    place(
+        &app,
+        &buyer,
+        json!([{"product_id": package, "quantity": 1}]),
+    )
+    .await;
+
+    let response = patch(json!({"components": [{"product_id": other, "quantity": 2}]}))
+        .await
+        .expect("request");
+    assert_problem(response, StatusCode::CONFLICT, "orders_exist").await;
+    let response = patch(json!({"components": [{"product_id": ticket, "quantity": 3}]}))
+        .await
+        .expect("request");
+    assert_problem(response, StatusCode::CONFLICT, "orders_exist").await;
+    // Everything else about it still may.
+    let renamed = patch(json!({"name": "새 이름", "quantity": 60, "components": [{"product_id": ticket, "quantity": 2}]}))
+        .await
+        .expect("request");
+    assert_eq!(renamed.status(), StatusCode::OK);
 }
 
 #[tokio::test]

@@ -184,6 +184,42 @@ async fn nul_bytes_and_control_characters_are_refused() {
 }
 
 #[tokio::test]
+async fn names_that_read_differently_from_what_they_hold_are_refused() {
+    let app = TestApp::spawn().await;
+    for name in [
+        "\u{202E}evil",
+        "a\u{2066}b",
+        "zero\u{200B}width",
+        "\u{FEFF}bom",
+    ] {
+        let response = app
+            .post(
+                "/auth/signup",
+                &json!({"email": "bidi@example.com", "password": PASSWORD, "name": name}),
+            )
+            .await;
+        let problem = assert_problem(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(
+            problem["errors"][0]["code"], "invalid_characters",
+            "{name:?}"
+        );
+    }
+    // Hangul, emoji and joined emoji are names like any other.
+    let response = app
+        .post(
+            "/auth/signup",
+            &json!({"email": "family@example.com", "password": PASSWORD, "name": "김민지 👨\u{200D}👩\u{200D}👧"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
 async fn unknown_fields_are_refused_rather_than_ignored() {
     let app = TestApp::spawn().await;
     let response = app

@@ -3,7 +3,10 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::{helpers::TestApp, shop::Shop};
+use crate::{
+    helpers::{TestApp, assert_problem},
+    shop::Shop,
+};
 
 async fn html(
     app: &TestApp,
@@ -131,10 +134,13 @@ async fn assets_are_served_under_hashed_names_and_cached_for_a_year() {
             .unwrap()
             .starts_with("text/css")
     );
-    assert_eq!(
-        app.get("/static/app.css").await.status(),
-        StatusCode::NOT_FOUND
-    );
+    // A name that is not an asset is a 404 like any other, with a problem body.
+    assert_problem(
+        app.get("/static/app.css").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -834,6 +834,44 @@ async fn ensure_single_reserved<C: ConnectionTrait>(
     Ok(())
 }
 
+/// What a sold package contains is part of what its buyers bought, and cancelling or refunding
+/// their orders gives back the per-buyer limits of those contents: so once a package has orders,
+/// its contents stay as they are (archive it and create another to sell something else).
+async fn contents_unchanged_once_sold<C: ConnectionTrait>(
+    conn: &C,
+    existing: &Stored,
+    components: &[ComponentDraft],
+) -> AppResult<()> {
+    let key = |product: &str, variant: Option<&str>, quantity: i32| {
+        (product.to_owned(), variant.map(str::to_owned), quantity)
+    };
+    let mut before: Vec<_> = existing
+        .components
+        .iter()
+        .map(|c| {
+            key(
+                &c.component_product_id,
+                c.component_variant_id.as_deref(),
+                c.quantity,
+            )
+        })
+        .collect();
+    let mut after: Vec<_> = components
+        .iter()
+        .map(|c| key(&c.product_id, c.variant_id.as_deref(), c.quantity))
+        .collect();
+    before.sort();
+    after.sort();
+    let stocks: Vec<String> = existing.product.stock_id.iter().cloned().collect();
+    if before != after && stock::has_order_movements(conn, &stocks).await? {
+        return Err(AppError::conflict(
+            "orders_exist",
+            "This package has orders, so what it contains can no longer change; archive it and create another.",
+        ));
+    }
+    Ok(())
+}
+
 /// Writes a validated draft: stock, variants, shipping, components and the product row.
 async fn save<C: ConnectionTrait>(
     conn: &C,
@@ -947,6 +985,9 @@ async fn save<C: ConnectionTrait>(
         ProductType::Package => {
             let (derived, components) =
                 resolve_components(conn, event, &draft.components, draft.kind).await?;
+            if let Some(e) = existing {
+                contents_unchanged_once_sold(conn, e, &components).await?;
+            }
             kind = Some(derived.as_str().to_owned());
             package_components::Entity::delete_many()
                 .filter(package_components::Column::PackageId.eq(id))

@@ -213,10 +213,10 @@ fn part(errors: &mut Errors, field: &str, raw: &str, max: usize) -> Option<Strin
         Some(("required", "must not be empty".to_owned()))
     } else if len > max {
         Some(("too_long", format!("must be at most {max} characters")))
-    } else if value.chars().any(char::is_control) {
+    } else if value.chars().any(crate::infra::text::is_forbidden) {
         Some((
             "invalid_characters",
-            "must not contain control characters".to_owned(),
+            crate::infra::text::FORBIDDEN_MESSAGE.to_owned(),
         ))
     } else {
         None

@@ -174,7 +174,7 @@ pub async fn load<C: ConnectionTrait>(conn: &C, request: &OrderRequest) -> AppRe
     };
     let merch = of_type(ProductType::Merch);
     let packages = of_type(ProductType::Package);
-    let performance_ids: Vec<String> = rows
+    let mut performance_ids: Vec<String> = rows
         .iter()
         .filter(|p| p.product_type == ProductType::Ticket.as_str())
         .filter_map(|p| p.performance_id.clone())
@@ -228,6 +228,13 @@ pub async fn load<C: ConnectionTrait>(conn: &C, request: &OrderRequest) -> AppRe
             .into_iter()
             .map(|p| (p.id.clone(), p))
             .collect();
+        // A package's tickets count against their performance's limit too.
+        performance_ids.extend(
+            catalog
+                .component_products
+                .values()
+                .filter_map(|p| p.performance_id.clone()),
+        );
         if !variant_ids.is_empty() {
             catalog.component_variants = product_variants::Entity::find()
                 .filter(product_variants::Column::Id.is_in(variant_ids))

@@ -208,7 +208,7 @@ fn check_address(a: &ShippingAddress) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let mut text = |name: &str, value: &str, max: usize| {
         let n = value.trim().chars().count();
-        if n == 0 || n > max || value.chars().any(char::is_control) {
+        if n == 0 || n > max || value.chars().any(crate::infra::text::is_forbidden) {
             errors.push(FieldError::new(
                 &format!("shipping_address.{name}"),
                 "invalid",
@@ -417,8 +417,38 @@ pub fn build(
             entry.0 += line.quantity;
         }
     }
+    // A package's contents count as if bought one by one, or a package would be a way around a
+    // ticket's or an item's limit.
+    for line in plan.lines.iter().filter(|l| l.kind == LineKind::Package) {
+        for part in line
+            .product_id
+            .as_ref()
+            .and_then(|id| catalog.components.get(id))
+            .map_or(&[][..], Vec::as_slice)
+        {
+            let units = line.quantity * i64::from(part.quantity);
+            let entry = per_product
+                .entry(part.component_product_id.as_str())
+                .or_insert((0, line.item));
+            entry.0 += units;
+            if let Some(pid) = catalog
+                .component_products
+                .get(&part.component_product_id)
+                .and_then(|p| p.performance_id.as_deref())
+            {
+                let entry = per_performance.entry(pid).or_insert((0, line.item));
+                entry.0 += units;
+            }
+        }
+    }
     for (product_id, (quantity, item)) in per_product {
-        let product = &catalog.products[product_id];
+        let Some(product) = catalog
+            .products
+            .get(product_id)
+            .or_else(|| catalog.component_products.get(product_id))
+        else {
+            continue;
+        };
         if let Some(limit) = product.per_order_limit
             && quantity > i64::from(limit)
         {

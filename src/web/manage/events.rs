@@ -3,6 +3,7 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use std::collections::HashMap;
+use time::UtcOffset;
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
@@ -156,20 +157,24 @@ fn event_row(lang: Lang, e: &EventView) -> EventRow {
     }
 }
 
-/// `datetime-local` value of an instant in a time zone.
-pub fn local_input(at: time::OffsetDateTime, timezone: &str) -> String {
-    let local = at.to_offset(format::offset_of(timezone));
+/// The one offset an event's forms write their `datetime-local` values in: its zone's at the
+/// event's start (a form has one offset, and the start is the time that matters most).
+pub fn form_offset(e: &EventView) -> UtcOffset {
+    format::offset_at(&e.timezone, e.start_at)
+}
+
+/// `datetime-local` value of an instant at the form's offset.
+pub fn local_input(at: time::OffsetDateTime, offset: UtcOffset) -> String {
+    let local = at.to_offset(offset);
     let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]");
     local.format(&fmt).unwrap_or_default()
 }
 
 /// `+09:00`: the offset the form's `datetime-local` values are written in, so `manage.js` can show
 /// them in the browser's time zone (the one `enhance.js` reads them back in).
-pub fn offset_text(timezone: &str) -> String {
+pub fn offset_text(offset: UtcOffset) -> String {
     let fmt = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
-    format::offset_of(timezone)
-        .format(&fmt)
-        .unwrap_or_else(|_| "+00:00".into())
+    offset.format(&fmt).unwrap_or_else(|_| "+00:00".into())
 }
 
 /// Values the event form starts with.
@@ -211,7 +216,7 @@ impl EventFields {
     }
 
     fn of(e: &EventView) -> Self {
-        let tz = e.timezone.as_str();
+        let tz = form_offset(e);
         Self {
             title: e.title.clone(),
             description: e.description.clone().unwrap_or_default(),
@@ -297,16 +302,17 @@ pub async fn edit(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String
     let lang = ctx.lang;
     let m = ManageTexts::of(lang);
     let tz = e.timezone.clone();
+    let offset = form_offset(&e);
     let perfs = e
         .performances
         .iter()
         .map(|p| PerfRow {
             id: p.id.clone(),
             start_at: format::datetime(lang, p.start_at, &tz),
-            start_input: local_input(p.start_at, &tz),
+            start_input: local_input(p.start_at, offset),
             doors_input: p
                 .doors_open_at
-                .map(|d| local_input(d, &tz))
+                .map(|d| local_input(d, offset))
                 .unwrap_or_default(),
             capacity: p.capacity,
             per_user_limit: p.per_user_limit.map(|n| n.to_string()).unwrap_or_default(),
@@ -323,7 +329,7 @@ pub async fn edit(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String
         can_cancel: matches!(e.status, EventStatus::Draft | EventStatus::Published),
         f: EventFields::of(&e),
         perfs,
-        offset: offset_text(&e.timezone),
+        offset: offset_text(offset),
         ctx,
     })
 }
@@ -387,10 +393,26 @@ mod tests {
     #[test]
     fn form_times_are_written_in_the_events_zone_with_its_offset() {
         let at = time::macros::datetime!(2026-12-24 10:00 UTC);
-        assert_eq!(local_input(at, "Asia/Seoul"), "2026-12-24T19:00");
-        assert_eq!(offset_text("Asia/Seoul"), "+09:00");
-        assert_eq!(local_input(at, "UTC"), "2026-12-24T10:00");
-        assert_eq!(offset_text("UTC"), "+00:00");
+        let seoul = format::offset_at("Asia/Seoul", at);
+        assert_eq!(local_input(at, seoul), "2026-12-24T19:00");
+        assert_eq!(offset_text(seoul), "+09:00");
+        let utc = format::offset_at("UTC", at);
+        assert_eq!(local_input(at, utc), "2026-12-24T10:00");
+        assert_eq!(offset_text(utc), "+00:00");
+        // Zones with summer time get the offset in force at that instant.
+        let july = time::macros::datetime!(2027-07-01 10:00 UTC);
+        assert_eq!(
+            offset_text(format::offset_at("Europe/London", at)),
+            "+00:00"
+        );
+        assert_eq!(
+            offset_text(format::offset_at("Europe/London", july)),
+            "+01:00"
+        );
+        assert_eq!(
+            offset_text(format::offset_at("America/New_York", july)),
+            "-04:00"
+        );
     }
 
     #[test]

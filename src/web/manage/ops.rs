@@ -6,7 +6,8 @@ use sea_orm::EntityTrait;
 use serde::Deserialize;
 
 use super::{
-    Tab, events::local_input, events::offset_text, managed, organizer, tabs, texts::ManageTexts,
+    Tab, events::form_offset, events::local_input, events::offset_text, managed, organizer, tabs,
+    texts::ManageTexts,
 };
 use crate::{
     app::AppState,
@@ -352,7 +353,7 @@ pub async fn queue(State(state): State<AppState>, ctx: Ctx, Path(id): Path<Strin
             admission_ttl: v.admission_ttl_seconds.to_string(),
             pre_queue: v
                 .pre_queue_opens_at
-                .map(|t| local_input(t, &e.timezone))
+                .map(|t| local_input(t, form_offset(&e)))
                 .unwrap_or_default(),
             vip_share: v.vip_share.to_string(),
             heartbeat: v.heartbeat_timeout_seconds.to_string(),
@@ -386,7 +387,7 @@ pub async fn queue(State(state): State<AppState>, ctx: Ctx, Path(id): Path<Strin
         event_id: e.id.clone(),
         event_title: e.title.clone(),
         q,
-        offset: offset_text(&e.timezone),
+        offset: offset_text(form_offset(&e)),
         ctx,
     })
 }
