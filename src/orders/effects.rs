@@ -366,20 +366,25 @@ pub fn counted_scopes(
     parts: &HashMap<String, Vec<Part>>,
 ) -> BTreeMap<String, i64> {
     let mut scopes = BTreeMap::new();
+    let mut count = |product_id: Option<&str>, performance_id: Option<&str>, quantity: i64| {
+        if let Some(product_id) = product_id {
+            *scopes.entry(product_scope(product_id)).or_insert(0) += quantity;
+        }
+        if let Some(performance_id) = performance_id {
+            *scopes.entry(performance_scope(performance_id)).or_insert(0) += quantity;
+        }
+    };
     for line in lines {
         let kind = LineKind::from_db(&line.kind);
         if kind == LineKind::Shipping {
             continue;
         }
         let quantity = i64::from(line.quantity);
-        if let Some(product_id) = &line.product_id {
-            *scopes.entry(product_scope(product_id)).or_insert(0) += quantity;
-        }
-        if kind == LineKind::Ticket
-            && let Some(performance_id) = &line.performance_id
-        {
-            *scopes.entry(performance_scope(performance_id)).or_insert(0) += quantity;
-        }
+        let performance_id = line
+            .performance_id
+            .as_deref()
+            .filter(|_| kind == LineKind::Ticket);
+        count(line.product_id.as_deref(), performance_id, quantity);
         let contents = line
             .product_id
             .as_ref()
@@ -387,11 +392,11 @@ pub fn counted_scopes(
             .and_then(|id| parts.get(id))
             .map_or(&[][..], Vec::as_slice);
         for part in contents {
-            let units = quantity * part.units;
-            *scopes.entry(product_scope(&part.product_id)).or_insert(0) += units;
-            if let Some(performance_id) = &part.performance_id {
-                *scopes.entry(performance_scope(performance_id)).or_insert(0) += units;
-            }
+            count(
+                Some(&part.product_id),
+                part.performance_id.as_deref(),
+                quantity * part.units,
+            );
         }
     }
     scopes

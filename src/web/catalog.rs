@@ -104,7 +104,7 @@ pub async fn list(
         })
         .map(|d| {
             let midnight = d.midnight().assume_utc();
-            midnight.replace_offset(format::offset_at("Asia/Seoul", midnight))
+            midnight.replace_offset(format::offset_at(format::HOME_ZONE, midnight))
         });
     let wanted = match params.state.as_deref() {
         Some("on_sale") => Some(SaleState::OnSale),

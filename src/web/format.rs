@@ -6,7 +6,7 @@ use super::i18n::Lang;
 use crate::catalog::{model::SaleState, money::Money};
 
 /// The zone most events are in; its times are shown without a zone name.
-const HOME_ZONE: &str = "Asia/Seoul";
+pub const HOME_ZONE: &str = "Asia/Seoul";
 
 /// The offset in force in the IANA zone `timezone` at `at` (summer time included) and the zone's
 /// abbreviation then ("KST", "CET", "EDT"), from the time zone database built into the binary;

@@ -575,18 +575,7 @@ async fn limits_per_order_per_buyer_and_per_performance_hold() {
     .await;
 
     // A performance limit of 4 counts every ticket product of the performance.
-    let response = app
-        .client
-        .patch(app.url(&format!(
-            "/events/{}/performances/{}",
-            shop.event_id, shop.performance_id
-        )))
-        .bearer_auth(&shop.organizer.access_token)
-        .json(&json!({"per_user_limit": 4}))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), StatusCode::OK);
+    shop.limit_performance(&app, 4).await;
     let third = app.user().await;
     place(
         &app,
@@ -608,7 +597,6 @@ async fn limits_per_order_per_buyer_and_per_performance_hold() {
 async fn a_package_counts_its_contents_against_their_per_buyer_limits() {
     let app = TestApp::spawn().await;
     let shop = Shop::open(&app).await;
-    let token = &shop.organizer.access_token;
     let ticket = shop
         .ticket_with(
             &app,
@@ -670,18 +658,7 @@ async fn a_package_counts_its_contents_against_their_per_buyer_limits() {
     assert_problem(response, StatusCode::CONFLICT, "limit_exceeded").await;
 
     // A performance's limit counts the tickets inside packages too.
-    let response = app
-        .client
-        .patch(app.url(&format!(
-            "/events/{}/performances/{}",
-            shop.event_id, shop.performance_id
-        )))
-        .bearer_auth(token)
-        .json(&json!({"per_user_limit": 3}))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), StatusCode::OK);
+    shop.limit_performance(&app, 3).await;
     let third = app.user().await;
     place(
         &app,

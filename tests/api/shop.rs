@@ -75,6 +75,22 @@ impl Shop {
         value
     }
 
+    /// Sets the performance's per-buyer ticket limit (every ticket product of it counts).
+    pub async fn limit_performance(&self, app: &TestApp, per_user_limit: u32) {
+        let response = app
+            .client
+            .patch(app.url(&format!(
+                "/events/{}/performances/{}",
+                self.event_id, self.performance_id
+            )))
+            .bearer_auth(&self.organizer.access_token)
+            .json(&json!({ "per_user_limit": per_user_limit }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
     /// A general-admission ticket at 55,000 KRW; returns its id.
     pub async fn ticket(&self, app: &TestApp, quantity: i64) -> String {
         self.ticket_with(app, quantity, json!({})).await

@@ -287,12 +287,9 @@ mod tests {
             == Some(format!("Bearer {}", live.access).as_str())
     }
 
-    fn answer(ok: bool, status: StatusCode) -> (axum::http::StatusCode, Json<Value>) {
-        let status = if ok { status.as_u16() } else { 401 };
-        (
-            axum::http::StatusCode::from_u16(status).expect("status"),
-            Json(json!({"id": "order-1"})),
-        )
+    fn answer(ok: bool, status: StatusCode) -> (StatusCode, Json<Value>) {
+        let status = if ok { status } else { StatusCode::UNAUTHORIZED };
+        (status, Json(json!({"id": "order-1"})))
     }
 
     /// Just enough of boxoffice for the mix: signed-in calls take only the latest access token,
@@ -332,7 +329,7 @@ mod tests {
                     live.refresh = format!("refresh-{}", live.issued);
                     let pair = json!({"access_token": live.access, "refresh_token": live.refresh,
                         "token_type": "Bearer", "expires_in": live.expires_in});
-                    (axum::http::StatusCode::OK, Json(pair))
+                    (StatusCode::OK, Json(pair))
                 }),
             )
             .with_state(live);

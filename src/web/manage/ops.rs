@@ -345,6 +345,7 @@ struct QueuePage {
 pub async fn queue(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> PageResult {
     let viewer = organizer(&ctx)?;
     let e = managed(&state, &viewer, &id).await?;
+    let offset = form_offset(&e);
     let q = match settings::get(&state, &viewer, &e.id).await {
         Ok(v) => QueueFields {
             enabled: v.enabled,
@@ -353,7 +354,7 @@ pub async fn queue(State(state): State<AppState>, ctx: Ctx, Path(id): Path<Strin
             admission_ttl: v.admission_ttl_seconds.to_string(),
             pre_queue: v
                 .pre_queue_opens_at
-                .map(|t| local_input(t, form_offset(&e)))
+                .map(|t| local_input(t, offset))
                 .unwrap_or_default(),
             vip_share: v.vip_share.to_string(),
             heartbeat: v.heartbeat_timeout_seconds.to_string(),
@@ -387,7 +388,7 @@ pub async fn queue(State(state): State<AppState>, ctx: Ctx, Path(id): Path<Strin
         event_id: e.id.clone(),
         event_title: e.title.clone(),
         q,
-        offset: offset_text(form_offset(&e)),
+        offset: offset_text(offset),
         ctx,
     })
 }
